@@ -1,0 +1,17 @@
+module github.com/fxpool/fxpool/bench
+
+go 1.26.0
+
+replace github.com/fxpool/fxpool => ../
+
+require (
+	github.com/Jeffail/tunny v0.1.4
+	github.com/alitto/pond/v2 v2.7.1
+	github.com/jackc/puddle/v2 v2.2.3
+	github.com/panjf2000/ants/v2 v2.12.1
+	github.com/sourcegraph/conc v0.3.0
+	go.uber.org/goleak v1.3.0
+	golang.org/x/sync v0.25.0
+)
+
+require go.uber.org/multierr v1.10.0 // indirect
