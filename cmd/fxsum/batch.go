@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// fileRow is one row of the files table.
+type fileRow struct {
+	path   string
+	dir    string
+	state  fileState
+	algo   string
+	digest []byte
+}
+
+const insertRow = `INSERT INTO files (path, dir, size, mtime_ns, algo, digest, indexed_ns)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (path) DO UPDATE SET dir = excluded.dir, size = excluded.size,
+	mtime_ns = excluded.mtime_ns, algo = excluded.algo, digest = excluded.digest,
+	indexed_ns = excluded.indexed_ns`
+
+// Batch limits: a worker commits its rows when it has batchRows of them or
+// when the oldest is batchAge old, whichever comes first.
+const (
+	defaultBatchRows = 256
+	batchAge         = 2 * time.Second
+)
+
+// batch is a worker's pending rows and its prepared insert on the worker's
+// own connection; a per-worker resource. Rows are kept in memory while the
+// worker hashes and written in one short transaction (BEGIN IMMEDIATE ...
+// COMMIT), so that no worker holds SQLite's single write lock while it
+// reads files. Close commits what is left; a row is indexed only once its
+// transaction has committed, so a crash loses at most the pending rows,
+// which the next run hashes again.
+//
+// A batch is used by one worker at a time and is not safe for concurrent use.
+type batch struct {
+	conn     *sql.Conn
+	stmt     *sql.Stmt
+	rows     []fileRow
+	max      int
+	oldest   time.Time
+	now      func() time.Time
+	onCommit func(rows int)
+}
+
+// newBatch prepares the insert on conn. onCommit, if not nil, is called with
+// the number of rows of every committed transaction.
+func newBatch(ctx context.Context, conn *sql.Conn, max int, onCommit func(int)) (*batch, error) {
+	stmt, err := conn.PrepareContext(ctx, insertRow)
+	if err != nil {
+		return nil, fmt.Errorf("prepare insert: %w", err)
+	}
+	return &batch{conn: conn, stmt: stmt, max: max, now: time.Now, onCommit: onCommit, rows: make([]fileRow, 0, max)}, nil
+}
+
+// Add appends r and commits the batch when it is full or old enough.
+func (b *batch) Add(ctx context.Context, r fileRow) error {
+	if len(b.rows) == 0 {
+		b.oldest = b.now()
+	}
+	b.rows = append(b.rows, r)
+	if len(b.rows) >= b.max || b.now().Sub(b.oldest) >= batchAge {
+		return b.Flush(ctx)
+	}
+	return nil
+}
+
+// Flush writes the pending rows in one transaction. It is not cut short by
+// ctx's cancellation: a commit is short, and busy_timeout bounds the wait
+// for the write lock.
+func (b *batch) Flush(ctx context.Context) (err error) {
+	if len(b.rows) == 0 {
+		return nil
+	}
+	ctx = context.WithoutCancel(ctx)
+	if _, err := b.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("commit %d rows: begin: %w", len(b.rows), err)
+	}
+	defer func() {
+		if err != nil {
+			if _, rerr := b.conn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+			}
+		}
+	}()
+	now := b.now().UnixNano()
+	for _, r := range b.rows {
+		if _, err := b.stmt.ExecContext(ctx, r.path, r.dir, r.state.size, r.state.mtime, r.algo, r.digest, now); err != nil {
+			return fmt.Errorf("commit %d rows: insert %q: %w", len(b.rows), r.path, err)
+		}
+	}
+	if _, err := b.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("commit %d rows: %w", len(b.rows), err)
+	}
+	if b.onCommit != nil {
+		b.onCommit(len(b.rows))
+	}
+	clear(b.rows)
+	b.rows = b.rows[:0]
+	return nil
+}
+
+// Close commits the pending rows and closes the prepared statement. It is
+// the batch's cleanup: fxpool runs it when the worker stops, before the
+// worker's connection is closed.
+func (b *batch) Close(ctx context.Context) error {
+	err := b.Flush(ctx)
+	return errors.Join(err, b.stmt.Close())
+}

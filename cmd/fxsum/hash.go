@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+
+	"lukechampine.com/blake3"
+)
+
+// algorithms are the digests fxsum computes, by the name of --algo.
+var algorithms = map[string]func() hash.Hash{
+	"sha256": sha256.New,
+	"sha512": sha512.New,
+	"blake3": func() hash.Hash { return blake3.New(32, nil) },
+}
+
+// readBufSize is the size of each worker's read buffer: large enough that a
+// read is a small share of the hashing work, small enough to stay in cache.
+const readBufSize = 256 << 10
+
+// readBuf is a worker's read buffer, a per-worker resource.
+type readBuf struct{ b []byte }
+
+func newReadBuf() *readBuf { return &readBuf{b: make([]byte, readBufSize)} }
+
+// hashers is a worker's set of hash states, one per algorithm, made on first
+// use and reset before each file. It is a per-worker resource.
+type hashers struct{ m map[string]hash.Hash }
+
+func newHashers() *hashers { return &hashers{m: make(map[string]hash.Hash, 1)} }
+
+// get returns the reset hash state of algo.
+func (h *hashers) get(algo string) (hash.Hash, error) {
+	if s, ok := h.m[algo]; ok {
+		s.Reset()
+		return s, nil
+	}
+	mk, ok := algorithms[algo]
+	if !ok {
+		return nil, fmt.Errorf("unknown algorithm %q", algo)
+	}
+	s := mk()
+	h.m[algo] = s
+	return s, nil
+}
+
+// fileState is what fxsum compares to decide that a file is unchanged.
+type fileState struct {
+	size  int64
+	mtime int64 // nanoseconds since the Unix epoch
+}
+
+func stateOf(fi os.FileInfo) fileState {
+	return fileState{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+}
+
+// errChanged reports a file that changed while it was hashed, twice.
+var errChanged = errors.New("file changed while being hashed")
+
+// hashResult is a digest and the state of the file it was computed from.
+type hashResult struct {
+	digest []byte
+	state  fileState
+}
+
+// hashFile hashes the regular file at path with algo. When the file's size
+// or modification time differ after reading from before, it hashes once
+// more, then gives up with errChanged. progress, if not nil, is called with
+// the number of bytes read after every read. It checks ctx between reads.
+func hashFile(ctx context.Context, path, algo string, follow bool, buf *readBuf, hs *hashers, progress func(int64)) (hashResult, error) {
+	for attempt := 0; ; attempt++ {
+		r, stable, err := hashOnce(ctx, path, algo, follow, buf, hs, progress)
+		if err != nil || stable {
+			return r, err
+		}
+		if attempt == 1 {
+			return hashResult{}, errChanged
+		}
+	}
+}
+
+func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf, hs *hashers, progress func(int64)) (hashResult, bool, error) {
+	h, err := hs.get(algo)
+	if err != nil {
+		return hashResult{}, false, err
+	}
+	f, err := openFile(path, follow)
+	if err != nil {
+		return hashResult{}, false, err
+	}
+	defer f.Close()
+	before, err := f.Stat()
+	if err != nil {
+		return hashResult{}, false, err
+	}
+	if !before.Mode().IsRegular() {
+		return hashResult{}, false, fmt.Errorf("not a regular file (%v)", before.Mode().Type())
+	}
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return hashResult{}, false, err
+		}
+		k, err := f.Read(buf.b)
+		if k > 0 {
+			h.Write(buf.b[:k])
+			n += int64(k)
+			if progress != nil {
+				progress(int64(k))
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return hashResult{}, false, err
+		}
+	}
+	after, err := f.Stat()
+	if err != nil {
+		return hashResult{}, false, err
+	}
+	st := stateOf(before)
+	stable := st == stateOf(after) && n == st.size
+	return hashResult{digest: h.Sum(nil), state: st}, stable, nil
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.uber.org/fx"
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
+)
+
+// An fxsum database is a SQLite database whose header carries
+// applicationID, so that fxsum never writes to someone else's database.
+const (
+	applicationID = 0x66787375 // "fxsu"
+	schemaVersion = 1
+	busyTimeoutMS = 30000
+)
+
+const schema = `
+CREATE TABLE files (
+	path       TEXT    NOT NULL PRIMARY KEY, -- absolute, cleaned
+	dir        TEXT    NOT NULL,             -- filepath.Dir(path)
+	size       INTEGER NOT NULL,
+	mtime_ns   INTEGER NOT NULL,
+	algo       TEXT    NOT NULL,
+	digest     BLOB    NOT NULL,
+	indexed_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX files_dir ON files (dir);
+`
+
+// dbPath is a --db value, made absolute.
+type dbPath string
+
+// checkDB inspects the file at path without opening it with SQLite, so that
+// nothing is written to a file that is not an fxsum database. It reports
+// whether the database must be created. A missing file is created only when
+// create is set.
+func checkDB(path string, create bool) (isNew bool, err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if !create {
+			return false, usagef("--db %s: no such database (run fxsum index first)", path)
+		}
+		return true, nil
+	}
+	if err != nil {
+		return false, usagef("--db %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false, usagef("--db %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return false, usagef("--db %s: not a regular file", path)
+	}
+	if fi.Size() == 0 {
+		if !create {
+			return false, usagef("--db %s: empty database (run fxsum index first)", path)
+		}
+		return true, nil
+	}
+	var hdr [100]byte
+	if _, err := io.ReadFull(f, hdr[:]); err != nil || !bytes.Equal(hdr[:16], []byte("SQLite format 3\x00")) {
+		return false, usagef("--db %s: not an fxsum database (not a SQLite file); refusing to touch it", path)
+	}
+	if id := binary.BigEndian.Uint32(hdr[68:72]); id != applicationID {
+		return false, usagef("--db %s: not an fxsum database (a SQLite database with application_id %#x); refusing to touch it", path, id)
+	}
+	if v := binary.BigEndian.Uint32(hdr[60:64]); v > schemaVersion {
+		return false, usagef("--db %s: made by a newer fxsum (schema %d, this one knows %d)", path, v, schemaVersion)
+	}
+	return false, nil
+}
+
+// dsn is the driver's name for the database at path, with the pragmas every
+// connection needs.
+func dsn(path string) string {
+	// SQLite URI file names: %, ? and # must be escaped.
+	p := (&url.URL{Path: filepath.ToSlash(path)}).EscapedPath()
+	p = strings.NewReplacer("?", "%3F", "#", "%23").Replace(p)
+	return "file:" + p + fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=synchronous(NORMAL)", busyTimeoutMS)
+}
+
+// createDB makes the schema in a new database. It writes the header in
+// rollback-journal mode first, so that the application_id is in the main file
+// before anything else, and switches to WAL after.
+func createDB(ctx context.Context, path string) (err error) {
+	db, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	defer func() { err = errors.Join(err, db.Close()) }()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, q := range []string{
+		fmt.Sprintf("PRAGMA application_id = %d", applicationID),
+		fmt.Sprintf("PRAGMA user_version = %d", schemaVersion),
+		schema,
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("create %s: %w", path, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if _, err := db.ExecContext(ctx, "PRAGMA journal_mode = WAL"); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	return nil
+}
+
+// openDB opens the fxsum database at path, creating it if create is set and
+// it does not exist. It refuses, with a usageError, a file that is not an
+// fxsum database.
+func openDB(ctx context.Context, path string, create bool) (*sql.DB, error) {
+	isNew, err := checkDB(path, create)
+	if err != nil {
+		return nil, err
+	}
+	if isNew {
+		if err := createDB(ctx, path); err != nil {
+			return nil, err
+		}
+	}
+	db, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	var n int
+	err = db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'files'`).Scan(&n)
+	if err == nil && n != 1 {
+		err = usagef("--db %s: not an fxsum database (no files table); refusing to touch it", path)
+	}
+	if err != nil {
+		_ = db.Close()
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// dbParams is what provideDB needs.
+type dbParams struct {
+	fx.In
+	LC     fx.Lifecycle
+	Path   dbPath
+	Create bool `name:"createDB"`
+}
+
+// provideDB is the app-scoped *sql.DB: opened when the app is built, closed by
+// its own OnStop after every pool that uses it has stopped.
+func provideDB(p dbParams) (*sql.DB, error) {
+	db, err := openDB(context.Background(), string(p.Path), p.Create)
+	if err != nil {
+		return nil, err
+	}
+	p.LC.Append(fx.StopHook(func() error {
+		if err := db.Close(); err != nil {
+			return fmt.Errorf("close database: %w", err)
+		}
+		return nil
+	}))
+	return db, nil
+}
