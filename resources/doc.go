@@ -1,0 +1,39 @@
+// Package resources declares the resources that every worker of a pool
+// owns, and opens and closes them in dependency order.
+//
+// # Declaring
+//
+// [PerWorker] declares a constructor in the forms fx knows:
+//
+//	func(deps...) T
+//	func(deps...) (T, error)
+//	func(deps...) (T, cleanup, error)
+//
+// where cleanup is func(), func() error or func(context.Context) error. A
+// constructor may take a leading [context.Context]: the context of the open,
+// which ends when the pool gives up starting. A parameter may be an fx.In
+// struct, whose fields may carry the optional:"true" and name:"..." tags.
+//
+// A parameter whose type another PerWorker constructor of the same pool
+// returns is that worker's own value; [Worker] tells a constructor who it
+// serves; every other parameter is taken once from the fx graph, so an
+// app-scoped *sql.DB can feed every worker's *sql.Conn.
+//
+// A T that has a Close() error or Close(context.Context) error method and no
+// explicit cleanup is closed automatically (nil values excepted).
+//
+// # Ownership and order
+//
+// A [Plan] is the analysed graph of one pool's declarations. It is built once,
+// when fx.New runs, and reports there a constructor it cannot use, two
+// constructors of one type ([ErrDuplicate]) or a cycle ([ErrCycle]).
+//
+// Each worker opens its own [Scope] with [Plan.Open]: only the resources its
+// task parameter needs, each after those it depends on. [Scope.Close] closes
+// them in exactly the reverse order, so a resource closes only after every
+// resource of its worker that depends on it. A failed open closes what had
+// opened before returning. Panics in constructors and cleanups become errors
+// that name the resource.
+//
+// Most programs never call Plan or Scope: package workerpool does.
+package resources

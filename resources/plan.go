@@ -1,0 +1,419 @@
+package resources
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime/debug"
+	"strings"
+
+	"github.com/fxpool/fxpool/hooks"
+)
+
+// Plan is the analysed dependency graph of one pool's per-worker resources,
+// for the task parameter R: what each worker opens, in which order, and what
+// it takes from the fx graph. A Plan is immutable and safe for concurrent use.
+type Plan[R any] struct {
+	ctors []*ctor
+	order []int       // indices into ctors, dependencies first
+	args  [][]argSpec // per ctor: how to build each parameter
+	r     argSpec     // how to build R
+	needs []Need
+	// needOf maps a consumer (ctor index, or len(ctors) for R) to its index
+	// in needs, or -1.
+	needOf []int
+}
+
+// Need is what one consumer — a per-worker constructor or the task
+// parameter — takes from the fx graph.
+type Need struct {
+	// Consumer names the resource and its constructor (function and
+	// file:line), or the task parameter.
+	Consumer string
+	// In is an fx.In struct type with one field for each value the consumer
+	// takes from the fx graph, tags included. [Plan.Open] wants one value of
+	// each In, in the order of [Plan.Needs].
+	In reflect.Type
+}
+
+// argSpec tells how to build one parameter.
+type argSpec struct {
+	t      reflect.Type
+	src    source      // for a plain parameter
+	fields []fieldSpec // for an fx.In struct
+	isCtx  bool
+}
+
+type fieldSpec struct {
+	index int
+	src   source
+}
+
+type sourceKind int
+
+const (
+	fromWorker   sourceKind = iota // the worker's own resource
+	fromIdentity                   // the Worker value
+	fromFx                         // the fx graph
+)
+
+type source struct {
+	kind sourceKind
+	idx  int // ctor index, or field index in the consumer's Need.In
+}
+
+// NewPlan analyses the declarations for the task parameter R: R is either
+// an fx.In struct, each field resolved per worker, or a single type. It
+// reports invalid declarations, two constructors of one type and cycles,
+// naming the culprits. It opens nothing.
+func NewPlan[R any](decls ...Declaration) (*Plan[R], error) {
+	p := &Plan[R]{}
+	var errs []error
+	byType := make(map[reflect.Type]int)
+	for _, d := range decls {
+		switch {
+		case d.err != nil:
+			errs = append(errs, d.err)
+			continue
+		case d.c == nil:
+			errs = append(errs, fmt.Errorf("%w: zero Declaration: use resources.PerWorker", ErrInvalidConstructor))
+			continue
+		}
+		if i, dup := byType[d.c.out]; dup {
+			errs = append(errs, fmt.Errorf("%w %v: %v and %v", ErrDuplicate, d.c.out, p.ctors[i].where, d.c.where))
+			continue
+		}
+		byType[d.c.out] = len(p.ctors)
+		p.ctors = append(p.ctors, d.c)
+	}
+	rt := reflect.TypeFor[R]()
+	rp, err := newParam(rt)
+	if err == nil && rt == typeContext {
+		err = errBadCtxParam
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%w: task parameter %v: %w", ErrInvalidConstructor, rt, err))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	// Resolve every parameter: per worker, the Worker, or the fx graph.
+	n := len(p.ctors)
+	p.args = make([][]argSpec, n)
+	p.needOf = make([]int, n+1)
+	for i, c := range p.ctors {
+		p.args[i] = p.resolve(i, c.String(), c.withCtx, c.params, byType)
+	}
+	rargs := p.resolve(n, "task parameter "+rt.String(), false, []param{rp}, byType)
+	p.r = rargs[0]
+
+	if err := p.sort(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// resolve builds the argSpecs of one consumer and records its Need.
+func (p *Plan[R]) resolve(consumer int, name string, withCtx bool, params []param, byType map[reflect.Type]int) []argSpec {
+	var (
+		specs []argSpec
+		ext   []reflect.StructField
+	)
+	from := func(t reflect.Type, name string, grouped bool, tag reflect.StructTag) source {
+		switch {
+		case name != "" || grouped:
+		case t == typeWorker:
+			return source{kind: fromIdentity}
+		default:
+			if i, ok := byType[t]; ok {
+				return source{kind: fromWorker, idx: i}
+			}
+		}
+		ext = append(ext, reflect.StructField{
+			Name: fmt.Sprintf("F%d", len(ext)),
+			Type: t,
+			Tag:  tag,
+		})
+		return source{kind: fromFx, idx: len(ext)} // field 0 is the embedded fx.In
+	}
+	if withCtx {
+		specs = append(specs, argSpec{t: typeContext, isCtx: true})
+	}
+	for _, prm := range params {
+		spec := argSpec{t: prm.t}
+		if prm.fields == nil {
+			spec.src = from(prm.t, "", false, "")
+		} else {
+			spec.fields = make([]fieldSpec, len(prm.fields))
+			for j, f := range prm.fields {
+				spec.fields[j] = fieldSpec{index: f.index, src: from(f.t, f.name, f.grouped, f.tag)}
+			}
+		}
+		specs = append(specs, spec)
+	}
+	p.needOf[consumer] = -1
+	if len(ext) > 0 {
+		in := append([]reflect.StructField{{Name: "In", Type: typeDigIn, Anonymous: true}}, ext...)
+		p.needOf[consumer] = len(p.needs)
+		p.needs = append(p.needs, Need{Consumer: name, In: reflect.StructOf(in)})
+	}
+	return specs
+}
+
+// deps lists the per-worker constructors that one consumer's specs use.
+func deps(specs []argSpec) []int {
+	var out []int
+	add := func(s source) {
+		if s.kind == fromWorker {
+			out = append(out, s.idx)
+		}
+	}
+	for _, s := range specs {
+		if !s.isCtx && s.fields == nil {
+			add(s.src)
+		}
+		for _, f := range s.fields {
+			add(f.src)
+		}
+	}
+	return out
+}
+
+// sort finds every cycle among the constructors and orders those that R
+// needs, dependencies first.
+func (p *Plan[R]) sort() error {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := make([]int, len(p.ctors))
+	var (
+		stack []int
+		order []int
+		cycle error
+	)
+	var visit func(i int)
+	visit = func(i int) {
+		switch color[i] {
+		case black:
+			return
+		case grey:
+			start := 0
+			for k, j := range stack {
+				if j == i {
+					start = k
+				}
+			}
+			names := make([]string, 0, len(stack)-start+1)
+			for _, j := range stack[start:] {
+				names = append(names, p.ctors[j].String())
+			}
+			names = append(names, p.ctors[i].String())
+			if cycle == nil {
+				cycle = fmt.Errorf("%w: %s", ErrCycle, strings.Join(names, " -> "))
+			}
+			return
+		}
+		color[i] = grey
+		stack = append(stack, i)
+		for _, d := range deps(p.args[i]) {
+			visit(d)
+		}
+		stack = stack[:len(stack)-1]
+		color[i] = black
+		order = append(order, i)
+	}
+	for i := range p.ctors {
+		visit(i)
+	}
+	if cycle != nil {
+		return cycle
+	}
+
+	// Keep only what R needs, in the order found above.
+	needed := make([]bool, len(p.ctors))
+	var mark func(i int)
+	mark = func(i int) {
+		if needed[i] {
+			return
+		}
+		needed[i] = true
+		for _, d := range deps(p.args[i]) {
+			mark(d)
+		}
+	}
+	for _, d := range deps([]argSpec{p.r}) {
+		mark(d)
+	}
+	for _, i := range order {
+		if needed[i] {
+			p.order = append(p.order, i)
+		}
+	}
+	return nil
+}
+
+// Needs lists what the plan takes from the fx graph, one entry per consumer
+// that takes anything.
+func (p *Plan[R]) Needs() []Need { return append([]Need(nil), p.needs...) }
+
+// Resources lists the names of the resources a worker opens, in open order.
+func (p *Plan[R]) Resources() []string {
+	names := make([]string, len(p.order))
+	for k, i := range p.order {
+		names[k] = p.ctors[i].name
+	}
+	return names
+}
+
+// OpenError is the error of a resource that did not open.
+type OpenError struct {
+	// Resource is the resource's name.
+	Resource string
+	// Constructor is its constructor's function and file:line.
+	Constructor string
+	// Err is the constructor's error, or a [*hooks.PanicError].
+	Err error
+}
+
+func (e *OpenError) Error() string {
+	return fmt.Sprintf("open %s (%s): %v", e.Resource, e.Constructor, e.Err)
+}
+
+func (e *OpenError) Unwrap() error { return e.Err }
+
+// Open opens, for worker w, every resource that R needs, each after those it
+// depends on, and returns the worker's scope. ext holds one value of each
+// [Need.In] of [Plan.Needs], in order.
+//
+// Constructors receive ctx. Open blocks until every constructor has returned.
+// If one fails or panics, Open closes every resource it had opened, in
+// reverse order, with ctx's values but not its cancellation, and returns an
+// [*OpenError] joined with any error of that rollback.
+func (p *Plan[R]) Open(ctx context.Context, w Worker, ext []reflect.Value) (*Scope[R], error) {
+	if len(ext) != len(p.needs) {
+		return nil, fmt.Errorf("resources: Open got %d external values, want %d", len(ext), len(p.needs))
+	}
+	s := &Scope[R]{}
+	vals := make([]reflect.Value, len(p.ctors))
+	for _, i := range p.order {
+		c := p.ctors[i]
+		args := p.build(ctx, w, i, p.args[i], vals, ext)
+		v, cleanup, err := c.call(args)
+		if err != nil {
+			err = &OpenError{Resource: c.name, Constructor: c.where, Err: err}
+			return nil, errors.Join(err, s.Close(context.WithoutCancel(ctx)))
+		}
+		vals[i] = v
+		if cleanup != nil {
+			if err := s.stack.Push(c.name, cleanup); err != nil {
+				return nil, err // unreachable: s is not shared yet
+			}
+		}
+	}
+	r := p.build(ctx, w, len(p.ctors), []argSpec{p.r}, vals, ext)[0]
+	reflect.ValueOf(&s.value).Elem().Set(r)
+	return s, nil
+}
+
+// build makes the arguments of one consumer.
+func (p *Plan[R]) build(ctx context.Context, w Worker, consumer int, specs []argSpec, vals, ext []reflect.Value) []reflect.Value {
+	var in reflect.Value
+	if k := p.needOf[consumer]; k >= 0 {
+		in = ext[k]
+	}
+	get := func(s source) reflect.Value {
+		switch s.kind {
+		case fromWorker:
+			return vals[s.idx]
+		case fromIdentity:
+			return reflect.ValueOf(w)
+		}
+		return in.Field(s.idx)
+	}
+	args := make([]reflect.Value, len(specs))
+	for k, spec := range specs {
+		switch {
+		case spec.isCtx:
+			args[k] = reflect.ValueOf(&ctx).Elem()
+		case spec.fields == nil:
+			args[k] = get(spec.src)
+		default:
+			v := reflect.New(spec.t).Elem()
+			for _, f := range spec.fields {
+				v.Field(f.index).Set(get(f.src))
+			}
+			args[k] = v
+		}
+	}
+	return args
+}
+
+// call runs the constructor, turning a panic into an error, and returns the
+// value and its cleanup (nil if none).
+func (c *ctor) call(args []reflect.Value) (v reflect.Value, cleanup hooks.Cleanup, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, cleanup, err = reflect.Value{}, nil, &hooks.PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	out := c.fn.Call(args)
+	if c.withErr {
+		if e := out[len(out)-1]; !e.IsNil() {
+			return reflect.Value{}, nil, e.Interface().(error)
+		}
+	}
+	v = out[0]
+	switch {
+	case c.cleanup != noCleanup:
+		cleanup = adapt(c.cleanup, out[1])
+	case c.close != noCleanup && !isNil(v):
+		cleanup = adapt(c.close, v.MethodByName("Close"))
+	}
+	return v, cleanup, nil
+}
+
+// adapt turns a cleanup func value of the given kind into a hooks.Cleanup.
+// A nil func gives nil: nothing to clean up.
+func adapt(kind cleanupKind, fn reflect.Value) hooks.Cleanup {
+	if isNil(fn) {
+		return nil
+	}
+	switch kind {
+	case cleanupPlain:
+		f := fn.Convert(typePlain).Interface().(func())
+		return func(context.Context) error { f(); return nil }
+	case cleanupErr:
+		f := fn.Convert(typeErrFunc).Interface().(func() error)
+		return func(context.Context) error { return f() }
+	default:
+		return fn.Convert(typeCtxFunc).Interface().(func(context.Context) error)
+	}
+}
+
+func isNil(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice:
+		return v.IsNil()
+	}
+	return false
+}
+
+// Scope holds one worker's open resources.
+type Scope[R any] struct {
+	value R
+	stack hooks.Stack
+}
+
+// Value returns the task parameter built from the scope's resources. It
+// does not block and is safe for concurrent use.
+func (s *Scope[R]) Value() R { return s.value }
+
+// Close closes the scope's resources in the reverse of their open order and
+// returns their errors joined, each naming its resource. It returns by ctx's
+// deadline even if a cleanup hangs; see [hooks.Stack.Close]. A second Close
+// is a no-op.
+func (s *Scope[R]) Close(ctx context.Context) error { return s.stack.Close(ctx) }
