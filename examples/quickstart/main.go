@@ -1,0 +1,86 @@
+// Command quickstart is the quick start of fxpool's README: two workers,
+// each with its own session on an app-scoped store, opened when the app
+// starts and closed, in reverse order, before the store.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/fxpool/fxpool"
+	"github.com/fxpool/fxpool/resources"
+	"github.com/fxpool/fxpool/workerpool"
+	"go.uber.org/fx"
+)
+
+// Store is app-scoped: one for the whole app, closed by its own OnStop.
+type Store struct{ out io.Writer }
+
+func NewStore(lc fx.Lifecycle, out io.Writer) *Store {
+	lc.Append(fx.StopHook(func() { fmt.Fprintln(out, "store closed") }))
+	return &Store{out: out}
+}
+
+// Session is per worker: each worker opens its own and closes it on stop.
+type Session struct {
+	store  *Store
+	worker int
+}
+
+func (s *Session) Close() error {
+	fmt.Fprintf(s.store.out, "session %d closed\n", s.worker)
+	return nil
+}
+
+// Deps is what every task receives: its worker's own session.
+type Deps struct {
+	fx.In
+	Session *Session
+	Worker  resources.Worker
+}
+
+func main() {
+	app := newApp(os.Stdout)
+	app.Run() // starts, waits for a signal or Shutdown, stops
+	if err := app.Err(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func newApp(out io.Writer) *fx.App {
+	return fx.New(
+		fx.NopLogger,
+		fxpool.Module,
+		fx.Supply(fx.Annotate(out, fx.As(new(io.Writer)))),
+		fx.Provide(NewStore),
+		workerpool.Provide[Deps]("greeter",
+			workerpool.Workers(2),
+			workerpool.Resources(
+				resources.PerWorker(func(ctx context.Context, s *Store, w resources.Worker) (*Session, error) {
+					return &Session{store: s, worker: w.ID}, nil
+				}),
+			),
+		),
+		fx.Invoke(greet),
+	)
+}
+
+// greet runs once the app has started: it submits tasks, waits for them,
+// and stops the app.
+func greet(lc fx.Lifecycle, p *workerpool.Pool[Deps], sd fx.Shutdowner, out io.Writer) {
+	lc.Append(fx.StartHook(func(ctx context.Context) error {
+		for _, name := range []string{"Ada", "Grace", "Barbara"} {
+			err := p.Do(ctx, func(ctx context.Context, d Deps) error {
+				fmt.Fprintf(out, "hello %s\n", name)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return sd.Shutdown()
+	}))
+}

@@ -1,0 +1,114 @@
+package workerpool_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fxpool/fxpool/resources"
+	"github.com/fxpool/fxpool/workerpool"
+	"go.uber.org/fx"
+)
+
+// startPool starts an app holding one pool and returns the pool; the app
+// stops when the benchmark ends.
+func startPool[R any](b *testing.B, opts ...workerpool.Option) *workerpool.Pool[R] {
+	b.Helper()
+	var p *workerpool.Pool[R]
+	app := fx.New(fx.NopLogger, workerpool.Provide[R]("bench", opts...), fx.Populate(&p))
+	if err := app.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := app.Stop(context.Background()); err != nil {
+			b.Error(err)
+		}
+	})
+	return p
+}
+
+func nop(context.Context, resources.Worker) error { return nil }
+
+// BenchmarkGo compares Go with a trivial task against the floor: a
+// hand-written loop of goroutines reading func() tasks from a channel of the
+// same size, in the same run.
+func BenchmarkGo(b *testing.B) {
+	const workers, queue = 2, 8
+	b.Run("impl=floor", func(b *testing.B) {
+		b.ReportAllocs()
+		q := make(chan func(), queue)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for f := range q {
+					f()
+				}
+			})
+		}
+		f := func() {}
+		for b.Loop() {
+			q <- f
+		}
+		close(q)
+		wg.Wait()
+	})
+	b.Run("impl=fxpool", func(b *testing.B) {
+		b.ReportAllocs()
+		p := startPool[resources.Worker](b, workerpool.Workers(workers), workerpool.QueueSize(queue))
+		ctx := context.Background()
+		for b.Loop() {
+			if err := p.Go(ctx, nop); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkDo measures request/response with 64 concurrent callers.
+func BenchmarkDo(b *testing.B) {
+	b.ReportAllocs()
+	p := startPool[resources.Worker](b, workerpool.Workers(2))
+	b.SetParallelism(32) // 64 callers on 2 cores
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if err := p.Do(ctx, nop); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkStartStop starts and stops 1,000 workers whose resource takes
+// 10 ms to open and 10 ms to close: the workers open in parallel, so each
+// phase costs about one open, not a thousand. Reports ms for each phase.
+func BenchmarkStartStop(b *testing.B) {
+	type Slow struct{}
+	var start, stop time.Duration
+	for b.Loop() {
+		app := fx.New(fx.NopLogger,
+			workerpool.Provide[*Slow]("slow",
+				workerpool.Workers(1000),
+				workerpool.Resources(resources.PerWorker(func() (*Slow, func(), error) {
+					time.Sleep(10 * time.Millisecond)
+					return &Slow{}, func() { time.Sleep(10 * time.Millisecond) }, nil
+				})),
+			),
+			fx.Invoke(func(*workerpool.Pool[*Slow]) {}),
+		)
+		t0 := time.Now()
+		if err := app.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := app.Stop(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		start += t1.Sub(t0)
+		stop += time.Since(t1)
+	}
+	b.ReportMetric(float64(start.Milliseconds())/float64(b.N), "start-ms/op")
+	b.ReportMetric(float64(stop.Milliseconds())/float64(b.N), "stop-ms/op")
+}
