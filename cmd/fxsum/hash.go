@@ -102,12 +102,16 @@ func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 	if !before.Mode().IsRegular() {
 		return hashResult{}, false, fmt.Errorf("not a regular file (%v)", before.Mode().Type())
 	}
+	// Read no more than the size the file had when opened: a file that
+	// keeps growing must not keep its worker forever. A change shows in
+	// the size or mtime after.
+	size := before.Size()
 	var n int64
-	for {
+	for n < size {
 		if err := ctx.Err(); err != nil {
 			return hashResult{}, false, err
 		}
-		k, err := f.Read(buf.b)
+		k, err := f.Read(buf.b[:min(int64(len(buf.b)), size-n)])
 		if k > 0 {
 			h.Write(buf.b[:k])
 			n += int64(k)
@@ -116,7 +120,7 @@ func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 			}
 		}
 		if err == io.EOF {
-			break
+			break // shrunk: n < size
 		}
 		if err != nil {
 			return hashResult{}, false, err

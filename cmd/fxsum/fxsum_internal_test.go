@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestManifestLine(t *testing.T) {
+	digest := []byte{0xab, 0x01}
+	tests := []struct {
+		name     string
+		givePath string
+		want     string
+	}{
+		{"Plain", "/a/b c", "ab01  /a/b c\n"},
+		{"Backslash", `/a\b`, `\ab01  /a\\b` + "\n"},
+		{"Newline", "/a\nb", `\ab01  /a\nb` + "\n"},
+		{"CarriageReturn", "/a\rb", `\ab01  /a\rb` + "\n"},
+		{"All", "/\\\n\r", `\ab01  /\\\n\r` + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := manifestLine(digest, tt.givePath); got != tt.want {
+				t.Errorf("manifestLine(%q) = %q, want %q", tt.givePath, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		name      string
+		giveArgs  []string
+		wantCmd   string
+		wantPaths []string
+		wantAlgo  string
+		wantQuiet bool
+	}{
+		{"DefaultIndex", []string{"dir"}, "index", []string{"dir"}, "sha256", false},
+		{"FlagsAfterPaths", []string{"a", "--quiet", "b", "--algo", "BLAKE3"}, "index", []string{"a", "b"}, "blake3", true},
+		{"DashDash", []string{"index", "--", "-x", "--quiet"}, "index", []string{"-x", "--quiet"}, "sha256", false},
+		{"Verify", []string{"verify", "--db", "x.db", "p"}, "verify", []string{"p"}, "sha256", false},
+		{"Manifest", []string{"manifest", "--root", "r"}, "manifest", nil, "sha256", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseArgs(tt.giveArgs, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.cmd != tt.wantCmd || strings.Join(o.paths, "|") != strings.Join(tt.wantPaths, "|") || o.algo != tt.wantAlgo || o.quiet != tt.wantQuiet {
+				t.Errorf("got cmd %q paths %q algo %q quiet %v", o.cmd, o.paths, o.algo, o.quiet)
+			}
+		})
+	}
+}
+
+func TestAbsRootsDropsNested(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "sub")
+	sibling := dir + "-sibling"
+	for _, d := range []string{sub, sibling} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(sibling) })
+	got, err := absRoots([]string{sub, dir, sibling, dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{dir, sibling}; strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("absRoots = %q, want %q", got, want)
+	}
+}
+
+// TestHashFileDetectsChange appends to the file while it is being read: the
+// first time only, then on every read.
+func TestHashFileDetectsChange(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	content := bytes.Repeat([]byte("0123456789abcdef"), readBufSize/4) // four reads
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	appendByte := func() {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		if _, err := f.Write([]byte{'!'}); err != nil {
+			t.Error(err)
+		}
+	}
+	buf, hs := newReadBuf(), newHashers()
+
+	t.Run("ChangesOnceThenRehashed", func(t *testing.T) {
+		changed := false
+		res, err := hashFile(context.Background(), path, "sha256", false, buf, hs, func(int64) {
+			if !changed {
+				changed = true
+				appendByte()
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := sha256.Sum256(append(content, '!'))
+		if !bytes.Equal(res.digest, want[:]) || res.state.size != int64(len(content)+1) {
+			t.Errorf("digest of the second read not recorded: size %d", res.state.size)
+		}
+	})
+	t.Run("KeepsChangingThenReported", func(t *testing.T) {
+		_, err := hashFile(context.Background(), path, "sha256", false, buf, hs, func(int64) { appendByte() })
+		if !errors.Is(err, errChanged) {
+			t.Errorf("err = %v, want errChanged", err)
+		}
+	})
+}
+
+func TestCheckDBRefusesWithoutWriting(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short")
+	if err := os.WriteFile(short, []byte("SQLite format 3\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var ue *usageError
+	if _, err := checkDB(short, true); !errors.As(err, &ue) {
+		t.Errorf("checkDB(truncated header) = %v, want a usage error", err)
+	}
+	isNew, err := checkDB(filepath.Join(dir, "absent"), true)
+	if err != nil || !isNew {
+		t.Errorf("checkDB(absent, create) = %v, %v; want new", isNew, err)
+	}
+}
