@@ -56,9 +56,10 @@ func (s *Stack) Len() int {
 //
 // Close blocks until every cleanup has returned or ctx is done, whichever
 // comes first. If ctx ends while a cleanup is still running, Close returns at
-// once with an error that wraps [ErrStuck] and the context's cause, and names
-// the running cleanup and those behind it; the rest of the stack then runs in
-// the background as the stuck cleanup returns. Once ctx is done, cleanups that
+// once with the errors of the cleanups that had already returned, joined with
+// an error that wraps [ErrStuck] and the context's cause, and names the running
+// cleanup and those behind it; the rest of the stack then runs in the
+// background as the stuck cleanup returns, and its errors are dropped. Once ctx is done, cleanups that
 // have not started still run, in order, with that ctx.
 //
 // A second Close is a no-op that returns nil.
@@ -72,25 +73,26 @@ func (s *Stack) Close(ctx context.Context) error {
 	}
 	if ctx.Done() == nil {
 		// Nothing can interrupt the wait, so there is no need for a goroutine.
-		return errors.Join(runAll(ctx, entries, nil)...)
+		return errors.Join(runAll(ctx, entries)...)
 	}
 
 	var (
 		mu      sync.Mutex
-		current = len(entries) - 1 // the cleanup running now, guarded by mu
-		errs    []error
+		current = len(entries) - 1 // the cleanup running or next, -1 when done; guarded by mu
+		errs    []error            // as they happen, guarded by mu
 		done    = make(chan struct{})
 	)
 	go func() {
 		defer close(done)
-		e := runAll(ctx, entries, func(i int) {
+		for i := len(entries) - 1; i >= 0; i-- {
+			err := run(ctx, entries[i])
 			mu.Lock()
-			current = i
+			if err != nil {
+				errs = append(errs, err)
+			}
+			current = i - 1
 			mu.Unlock()
-		})
-		mu.Lock()
-		errs = e
-		mu.Unlock()
+		}
 	}()
 	select {
 	case <-done:
@@ -105,6 +107,9 @@ func (s *Stack) Close(ctx context.Context) error {
 
 	mu.Lock()
 	defer mu.Unlock()
+	if current < 0 { // every cleanup has returned
+		return errors.Join(errs...)
+	}
 	stuck := &CleanupError{
 		Name: entries[current].name,
 		Err:  fmt.Errorf("%w: %w", ErrStuck, context.Cause(ctx)),
@@ -120,14 +125,10 @@ func (s *Stack) Close(ctx context.Context) error {
 }
 
 // runAll runs entries from last to first and returns the errors in the order
-// they happened. before, if not nil, is told the index of each cleanup just
-// before it runs.
-func runAll(ctx context.Context, entries []entry, before func(int)) []error {
+// they happened.
+func runAll(ctx context.Context, entries []entry) []error {
 	var errs []error
 	for i := len(entries) - 1; i >= 0; i-- {
-		if before != nil {
-			before(i)
-		}
 		if err := run(ctx, entries[i]); err != nil {
 			errs = append(errs, err)
 		}
