@@ -1,9 +1,12 @@
 package workerpool
 
 import (
+	"context"
 	"fmt"
+	"reflect"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/fxpool/fxpool/resources"
 )
@@ -23,10 +26,25 @@ type config struct {
 	decls            []resources.Declaration
 	named            bool
 	onError          func(error)
+	onDropped        any // func(func(context.Context, R) error)
+	maxRestarts      int // 0: no limit
+	restartWindow    time.Duration
+	backoffMin       time.Duration
+	backoffMax       time.Duration
+	maxTasks         int           // 0: no limit
+	maxAge           time.Duration // 0: no limit
+	stopPolicy       StopPolicy
+	clock            Clock
 }
 
 func newConfig(opts []Option) (config, error) {
-	c := config{workers: runtime.GOMAXPROCS(0), queue: -1}
+	c := config{
+		workers:    runtime.GOMAXPROCS(0),
+		queue:      -1,
+		backoffMin: 10 * time.Millisecond,
+		backoffMax: 5 * time.Second,
+		clock:      systemClock{},
+	}
 	for _, o := range opts {
 		if o == nil {
 			return c, fmt.Errorf("nil option")
@@ -142,3 +160,186 @@ func (o errorHandlerOption) apply(c *config) error {
 }
 
 func (errorHandlerOption) String() string { return "workerpool.ErrorHandler(...)" }
+
+// MaxRestarts fails the pool when its workers rebuild their resources after
+// a panic or [resources.ErrBroken] — or try to — more than n times within
+// the given window, counted across the pool: the restart intensity of an
+// OTP supervisor. A failed pool takes no more tasks, reports every queued
+// task as not run, and asks fx to stop the app with exit code 1. By
+// default there is no limit.
+func MaxRestarts(n int, within time.Duration) Option { return maxRestartsOption{n, within} }
+
+type maxRestartsOption struct {
+	n      int
+	within time.Duration
+}
+
+func (o maxRestartsOption) apply(c *config) error {
+	if o.n < 1 || o.within <= 0 {
+		return fmt.Errorf("want n at least 1 and a positive window")
+	}
+	c.maxRestarts, c.restartWindow = o.n, o.within
+	return nil
+}
+
+func (o maxRestartsOption) String() string {
+	return fmt.Sprintf("workerpool.MaxRestarts(%d, %v)", o.n, o.within)
+}
+
+// RestartBackoff sets how long a worker waits before it tries again to
+// reopen resources that failed to open: first about min, doubling each time
+// up to max, each wait drawn at random between half and all of it. The
+// default is RestartBackoff(10ms, 5s).
+func RestartBackoff(min, max time.Duration) Option { return backoffOption{min, max} }
+
+type backoffOption struct{ min, max time.Duration }
+
+func (o backoffOption) apply(c *config) error {
+	if o.min <= 0 || o.max < o.min {
+		return fmt.Errorf("want 0 < min <= max")
+	}
+	c.backoffMin, c.backoffMax = o.min, o.max
+	return nil
+}
+
+func (o backoffOption) String() string {
+	return fmt.Sprintf("workerpool.RestartBackoff(%v, %v)", o.min, o.max)
+}
+
+// MaxTasksPerWorker makes a worker rebuild its resources after every n
+// tasks, like Python's maxtasksperchild: a cure for resources that grow or
+// leak with use. The other workers keep serving meanwhile.
+func MaxTasksPerWorker(n int) Option { return maxTasksOption(n) }
+
+type maxTasksOption int
+
+func (o maxTasksOption) apply(c *config) error {
+	if o < 1 {
+		return fmt.Errorf("must be at least 1")
+	}
+	c.maxTasks = int(o)
+	return nil
+}
+
+func (o maxTasksOption) String() string {
+	return fmt.Sprintf("workerpool.MaxTasksPerWorker(%d)", int(o))
+}
+
+// MaxWorkerAge makes a worker rebuild its resources, before its next task,
+// once they are older than d: for credentials that expire or connections
+// that a server drops after a while.
+func MaxWorkerAge(d time.Duration) Option { return maxAgeOption(d) }
+
+type maxAgeOption time.Duration
+
+func (o maxAgeOption) apply(c *config) error {
+	if o <= 0 {
+		return fmt.Errorf("must be positive")
+	}
+	c.maxAge = time.Duration(o)
+	return nil
+}
+
+func (o maxAgeOption) String() string {
+	return fmt.Sprintf("workerpool.MaxWorkerAge(%v)", time.Duration(o))
+}
+
+// StopPolicy says what a stopping pool does with the tasks still queued.
+type StopPolicy int
+
+const (
+	// Drain runs the queued tasks before the workers close, as long as the
+	// first half of the stop budget lasts. The default.
+	Drain StopPolicy = iota
+	// Cancel runs no queued task: each is reported as not run, with
+	// [ErrClosed], and the context of running tasks is cancelled at once.
+	Cancel
+)
+
+func (s StopPolicy) String() string {
+	switch s {
+	case Drain:
+		return "workerpool.Drain"
+	case Cancel:
+		return "workerpool.Cancel"
+	}
+	return fmt.Sprintf("workerpool.StopPolicy(%d)", int(s))
+}
+
+// OnStop sets the [StopPolicy]. The default is Drain.
+func OnStop(policy StopPolicy) Option { return stopOption(policy) }
+
+type stopOption StopPolicy
+
+func (o stopOption) apply(c *config) error {
+	if o != stopOption(Drain) && o != stopOption(Cancel) {
+		return fmt.Errorf("unknown policy")
+	}
+	c.stopPolicy = StopPolicy(o)
+	return nil
+}
+
+func (o stopOption) String() string { return fmt.Sprintf("workerpool.OnStop(%v)", StopPolicy(o)) }
+
+// OnDropped receives every accepted task that will never run — queued when
+// the pool stopped with [Cancel], ran out of stop budget, or failed — so
+// that the app can persist or hand it elsewhere. Its submitter is told too:
+// [Pool.Do] and [Future.Wait] return [ErrClosed], and tasks of [Pool.Go]
+// reach the [ErrorHandler]. R must be the pool's task parameter; f runs on
+// a worker's or the stopping goroutine and must be safe for concurrent use.
+func OnDropped[R any](f func(task func(context.Context, R) error)) Option {
+	return droppedOption[R]{f}
+}
+
+type droppedOption[R any] struct {
+	f func(func(context.Context, R) error)
+}
+
+func (o droppedOption[R]) apply(c *config) error {
+	if o.f == nil {
+		return fmt.Errorf("nil func")
+	}
+	c.onDropped = o.f
+	return nil
+}
+
+func (o droppedOption[R]) String() string {
+	return fmt.Sprintf("workerpool.OnDropped[%v](...)", reflect.TypeFor[R]())
+}
+
+// WithClock replaces the clock that times worker age and restart backoff:
+// a test point, so that tests control time instead of sleeping.
+func WithClock(c Clock) Option { return clockOption{c} }
+
+type clockOption struct{ c Clock }
+
+func (o clockOption) apply(c *config) error {
+	if o.c == nil {
+		return fmt.Errorf("nil clock")
+	}
+	c.clock = o.c
+	return nil
+}
+
+func (clockOption) String() string { return "workerpool.WithClock(...)" }
+
+// Clock is the time source of a pool.
+type Clock interface {
+	// Now returns the current time.
+	Now() time.Time
+	// AfterFunc calls f in its own goroutine once d has elapsed, unless
+	// stopped first.
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is a pending call made by [Clock.AfterFunc].
+type Timer interface {
+	// Stop prevents the call if it has not happened yet, and reports
+	// whether it did so.
+	Stop() bool
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time                            { return time.Now() }
+func (systemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }

@@ -49,6 +49,11 @@ func Provide[R any](name string, opts ...Option) fx.Option {
 	if err != nil {
 		return fail(err)
 	}
+	if cfg.onDropped != nil {
+		if _, ok := cfg.onDropped.(func(func(context.Context, R) error)); !ok {
+			return fail(fmt.Errorf("OnDropped takes tasks of another type: %T", cfg.onDropped))
+		}
+	}
 	plan, err := resources.NewPlan[R](cfg.decls...)
 	if err != nil {
 		return fail(err)

@@ -1,0 +1,273 @@
+package workerpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+)
+
+// start opens every worker's resources, in parallel, and starts serving.
+// If any open fails, or ctx ends first, it closes everything that opened
+// before returning.
+func (p *Pool[R]) start(ctx context.Context) error {
+	p.startOnce.Do(func() { p.startErr = p.doStart(ctx) })
+	return p.startErr
+}
+
+func (p *Pool[R]) doStart(ctx context.Context) error {
+	began := time.Now()
+	n := p.cfg.workers
+	p.mu.RLock()
+	closed := p.closed
+	p.mu.RUnlock()
+	if closed {
+		return fmt.Errorf("workerpool: pool %q: start: %w", p.name, ErrClosed)
+	}
+	openCtx, cancelOpen := context.WithCancelCause(ctx)
+	defer cancelOpen(nil)
+
+	var (
+		sem   = make(chan struct{}, p.cfg.startConcurrency)
+		ready = make(chan openResult, n) // buffered: a worker never waits to report
+		open  = make(chan struct{})      // closed once p.serving is set
+	)
+	for _, w := range p.workers {
+		go w.run(openCtx, sem, ready, open)
+	}
+
+	var (
+		firstErr error
+		failed   int
+	)
+	for range n {
+		select {
+		case r := <-ready:
+			if r.err != nil {
+				failed++
+				if firstErr == nil {
+					firstErr = fmt.Errorf("worker %d: %w", r.id, r.err)
+					cancelOpen(firstErr)
+				}
+			}
+			continue
+		case <-ctx.Done():
+			firstErr = fmt.Errorf("%w while workers were opening", context.Cause(ctx))
+		}
+		break
+	}
+	if firstErr == nil {
+		p.serving.Store(true)
+		close(open)
+		p.log.Info("pool started",
+			zap.Int("workers", n), zap.Strings("resources", p.plan.Resources()),
+			zap.Duration("took", time.Since(began)))
+		return nil
+	}
+
+	// Roll back: every worker closes what it opened. fx would roll back
+	// with ctx, which may have expired, so the budget is a fresh one.
+	cancelOpen(firstErr)
+	close(open)
+	rollback, cancel := rollbackContext(ctx, began)
+	defer cancel()
+	errs := []error{fmt.Errorf("workerpool: pool %q: start: %w", p.name, firstErr)}
+	if failed > 1 {
+		errs[0] = fmt.Errorf("%w (and %d other workers failed)", errs[0], failed-1)
+	}
+	if err := p.waitWorkers(rollback, "roll back"); err != nil {
+		errs = append(errs, err)
+	}
+	p.closeQueue()
+	p.dropQueued()
+	err := errors.Join(errs...)
+	p.log.Error("pool did not start", zap.Error(err), zap.Duration("took", time.Since(began)))
+	return err
+}
+
+// rollbackContext gives a failed start as much time to roll back as it had
+// to start: fx's own rollback would use the start context, maybe expired.
+func rollbackContext(ctx context.Context, began time.Time) (context.Context, context.CancelFunc) {
+	base := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithTimeout(base, dl.Sub(began))
+	}
+	return context.WithCancel(base)
+}
+
+type openResult struct {
+	id  int
+	err error
+}
+
+// refuse makes the pool refuse new tasks and wakes blocked submitters.
+// Idempotent.
+func (p *Pool[R]) refuse() {
+	// Wake blocked submitters first: they hold mu for reading.
+	p.closingOnce.Do(func() { close(p.closing) })
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+}
+
+// closeQueue refuses new tasks and closes the queue, so that workers exit
+// once it is empty. Idempotent.
+func (p *Pool[R]) closeQueue() {
+	p.refuse()
+	// No submitter can be sending now: they send only while holding mu
+	// for reading and seeing closed false.
+	p.queueOnce.Do(func() { close(p.q) })
+}
+
+// countRestart records an attempt to restart a worker and reports whether
+// the worker may go on. Past MaxRestarts within the window, it fails the
+// pool.
+func (p *Pool[R]) countRestart() bool {
+	if p.cfg.maxRestarts > 0 {
+		now := p.cfg.clock.Now()
+		p.restartMu.Lock()
+		recent := p.restartLog[:0]
+		for _, t := range p.restartLog {
+			if now.Sub(t) < p.cfg.restartWindow {
+				recent = append(recent, t)
+			}
+		}
+		p.restartLog = append(recent, now)
+		over := len(p.restartLog) > p.cfg.maxRestarts
+		p.restartMu.Unlock()
+		if over {
+			p.fail(fmt.Errorf("more than %d restarts within %v", p.cfg.maxRestarts, p.cfg.restartWindow))
+		}
+	}
+	return p.runCtx.Err() == nil
+}
+
+// fail stops the pool from serving: it refuses new tasks, reports queued
+// ones as not run, cancels running ones, and asks fx to stop the app with
+// exit code 1. The workers keep their resources until the app stops them.
+func (p *Pool[R]) fail(cause error) {
+	p.failOnce.Do(func() {
+		err := fmt.Errorf("workerpool: pool %q failed: %w", p.name, cause)
+		p.log.Error("pool failed; stopping the app", zap.Error(err))
+		p.refuse()
+		p.cancelTasks()
+		if p.sd != nil {
+			if serr := p.sd.Shutdown(fx.ExitCode(1)); serr != nil {
+				p.log.Error("asking fx to stop", zap.Error(serr))
+			}
+		}
+	})
+}
+
+// dropQueued reports every task still queued as not run. The queue must be
+// closed.
+func (p *Pool[R]) dropQueued() {
+	for t := range p.q {
+		p.drop(t)
+	}
+}
+
+func (p *Pool[R]) drop(t task[R]) {
+	p.dropped.Add(1)
+	if p.onDropped != nil {
+		p.onDropped(t.fn)
+	}
+	if t.res != nil {
+		t.res.finish(ErrClosed)
+		return
+	}
+	p.cfg.onError(fmt.Errorf("task not run: %w", ErrClosed))
+}
+
+// stop refuses new tasks, lets the queue drain, cancels running tasks when
+// half the budget is gone, and closes every worker's resources, all within
+// three quarters of ctx's budget.
+func (p *Pool[R]) stop(ctx context.Context) error {
+	p.stopOnce.Do(func() { p.stopErr = p.doStop(ctx) })
+	return p.stopErr
+}
+
+func (p *Pool[R]) doStop(ctx context.Context) error {
+	began := time.Now()
+	own, cancel := context.WithCancel(ctx)
+	cancelAt := time.Duration(-1)
+	if dl, ok := ctx.Deadline(); ok {
+		budget := dl.Sub(began)
+		cancel()
+		own, cancel = context.WithDeadline(ctx, began.Add(budget*3/4))
+		cancelAt = budget / 2
+	}
+	defer cancel()
+	p.stopCtx = own // read by workers once the queue is closed
+	p.closeQueue()
+	if p.cfg.stopPolicy == Cancel {
+		p.cancelTasks()
+	}
+	if !p.serving.Load() { // never started, or the start failed and rolled back
+		p.dropQueued()
+		return nil
+	}
+
+	if cancelAt >= 0 {
+		t := time.AfterFunc(cancelAt, p.cancelTasks)
+		defer t.Stop()
+	}
+	err := p.waitWorkers(own, "stop")
+	p.cancelTasks()
+	if err != nil {
+		err = fmt.Errorf("workerpool: pool %q: %w", p.name, err)
+		p.log.Error("pool stopped with errors", zap.Error(err), zap.Duration("took", time.Since(began)))
+		return err
+	}
+	p.log.Info("pool stopped", zap.Duration("took", time.Since(began)))
+	return nil
+}
+
+// cancelTasks cancels running tasks and makes workers report queued ones as
+// not run.
+func (p *Pool[R]) cancelTasks() {
+	p.dropping.Store(true)
+	p.cancelRun(ErrClosed)
+}
+
+// waitWorkers waits until every worker has exited, and returns their
+// teardown errors joined. If ctx ends first, it cancels running tasks and
+// names every worker still busy and what it is busy with.
+func (p *Pool[R]) waitWorkers(ctx context.Context, op string) error {
+	for _, w := range p.workers {
+		select {
+		case <-w.exited:
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	if ctx.Err() != nil {
+		p.cancelTasks()
+	}
+	var errs []error
+	for _, w := range p.workers {
+		select {
+		case <-w.exited:
+			if w.err != nil {
+				errs = append(errs, fmt.Errorf("worker %d: %w", w.id, w.err))
+			}
+			continue
+		default:
+		}
+		if w.phase.Load() == phaseClosing {
+			// Closing is bounded by ctx: the worker returns at once, with an
+			// error naming the stuck resource.
+			<-w.exited
+			if w.err != nil {
+				errs = append(errs, fmt.Errorf("worker %d: %w", w.id, w.err))
+			}
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%s: worker %d: stuck %s: %w", op, w.id, w.doing(), context.Cause(ctx)))
+	}
+	return errors.Join(errs...)
+}

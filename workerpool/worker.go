@@ -1,0 +1,249 @@
+package workerpool
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/fxpool/fxpool/resources"
+	"go.uber.org/zap"
+)
+
+// Worker phases.
+const (
+	phaseOpening int32 = iota
+	phaseServing
+	phaseRebuilding
+	phaseClosing
+	phaseExited
+)
+
+// worker is one goroutine and its resources. Fields without atomics belong
+// to the worker's goroutine.
+type worker[R any] struct {
+	p     *Pool[R]
+	id    int
+	gen   int
+	scope *resources.Scope[R]
+	r     R
+	log   *zap.Logger
+	tasks int   // tasks run since the resources opened
+	aging Timer // flags expired once the resources reach MaxWorkerAge
+
+	phase   atomic.Int32
+	runs    atomic.Uint64 // bit 0: running a task; the rest: tasks done × 2
+	failed  atomic.Uint64
+	panics  atomic.Uint64
+	expired atomic.Bool // the resources are older than MaxWorkerAge
+
+	err    error // teardown error, written before exited is closed
+	exited chan struct{}
+}
+
+func (w *worker[R]) identity() resources.Worker {
+	return resources.Worker{Pool: w.p.name, ID: w.id, Generation: w.gen}
+}
+
+func (w *worker[R]) doing() string {
+	switch w.phase.Load() {
+	case phaseOpening:
+		return "opening its resources"
+	case phaseServing:
+		if w.runs.Load()&1 == 1 {
+			return "in a task that ignores its context"
+		}
+		return "serving"
+	case phaseRebuilding:
+		return "rebuilding its resources"
+	case phaseClosing:
+		return "closing its resources"
+	}
+	return "exiting"
+}
+
+// run is the worker's goroutine: open, wait for the start's verdict, serve
+// until the queue closes, close.
+func (w *worker[R]) run(ctx context.Context, sem chan struct{}, ready chan<- openResult, open <-chan struct{}) {
+	defer close(w.exited)
+	defer w.phase.Store(phaseExited)
+	p := w.p
+
+	var err error
+	select {
+	case sem <- struct{}{}:
+		err = w.open(ctx)
+		<-sem
+	case <-ctx.Done():
+		err = context.Cause(ctx)
+	}
+	ready <- openResult{id: w.id, err: err}
+
+	<-open
+	if !p.serving.Load() {
+		if w.scope != nil {
+			// The start waits for this with its own rollback budget.
+			w.close(context.WithoutCancel(ctx))
+		}
+		return
+	}
+	w.phase.Store(phaseServing)
+	w.serve()
+	if w.scope != nil {
+		w.close(p.stopCtx)
+	}
+}
+
+// open opens a fresh generation of the worker's resources.
+func (w *worker[R]) open(ctx context.Context) error {
+	p := w.p
+	began := p.cfg.clock.Now()
+	scope, err := p.plan.Open(ctx, w.identity(), p.ext)
+	took := p.cfg.clock.Now().Sub(began)
+	if err != nil {
+		w.log.Warn("worker did not open", zap.Int("generation", w.gen), zap.Duration("took", took), zap.Error(err))
+		return err
+	}
+	w.scope, w.r, w.tasks = scope, scope.Value(), 0
+	if p.cfg.maxAge > 0 {
+		w.expired.Store(false)
+		w.aging = p.cfg.clock.AfterFunc(p.cfg.maxAge, func() { w.expired.Store(true) })
+	}
+	w.log.Debug("worker opened", zap.Int("generation", w.gen), zap.Duration("took", took))
+	return nil
+}
+
+func (w *worker[R]) close(ctx context.Context) {
+	prev := w.phase.Swap(phaseClosing)
+	began := w.p.cfg.clock.Now()
+	if w.aging != nil {
+		w.aging.Stop()
+		w.aging = nil
+	}
+	err := w.scope.Close(ctx)
+	w.scope = nil
+	w.log.Debug("worker closed", zap.Int("generation", w.gen),
+		zap.Duration("took", w.p.cfg.clock.Now().Sub(began)), zap.Error(err))
+	if err != nil {
+		w.err = errors.Join(w.err, err)
+	}
+	w.phase.Store(prev)
+}
+
+// serve runs tasks until the queue is closed and empty.
+func (w *worker[R]) serve() {
+	p := w.p
+	for t := range p.q {
+		if w.expired.Load() {
+			w.rebuild(recycleAge, nil)
+		}
+		if p.dropping.Load() || w.scope == nil {
+			p.drop(t)
+			continue
+		}
+		w.runs.Add(1)
+		panicked, err := w.exec(t.fn)
+		w.runs.Add(1)
+		if err != nil {
+			w.failed.Add(1)
+			if panicked {
+				w.panics.Add(1)
+			}
+		}
+		if t.res != nil {
+			t.res.finish(err)
+		} else if err != nil {
+			p.cfg.onError(err)
+		}
+		w.tasks++
+		switch {
+		case panicked || err != nil && errors.Is(err, resources.ErrBroken):
+			w.rebuild(restart, err)
+		case w.tasks == p.cfg.maxTasks:
+			w.rebuild(recycleTasks, nil)
+		}
+	}
+}
+
+// exec runs one task, turning a panic into a *PanicError.
+func (w *worker[R]) exec(fn func(context.Context, R) error) (panicked bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicked, err = true, newPanicError(r)
+		}
+	}()
+	return false, fn(w.p.runCtx, w.r)
+}
+
+func newPanicError(r any) *PanicError {
+	return &PanicError{Value: r, Stack: debug.Stack()}
+}
+
+// Why a worker rebuilds its resources.
+type rebuildReason int
+
+const (
+	restart      rebuildReason = iota // a panic or ErrBroken
+	recycleTasks                      // MaxTasksPerWorker
+	recycleAge                        // MaxWorkerAge
+)
+
+func (r rebuildReason) String() string {
+	return [...]string{"restart", "max tasks per worker", "max worker age"}[r]
+}
+
+// rebuild closes the worker's resources and opens fresh ones, backing off
+// while the open fails, until it succeeds or the pool stops. Restarts count
+// toward MaxRestarts; recycling does not.
+func (w *worker[R]) rebuild(why rebuildReason, cause error) {
+	p := w.p
+	w.phase.Store(phaseRebuilding)
+	defer w.phase.CompareAndSwap(phaseRebuilding, phaseServing)
+	// The close is not cancelled with the tasks: a batch must still commit.
+	w.close(context.WithoutCancel(p.runCtx))
+	if w.err != nil {
+		w.log.Error("closing resources to rebuild them", zap.Stringer("reason", why), zap.Error(w.err))
+		w.err = nil
+	}
+	backoff := p.cfg.backoffMin
+	for attempt := 0; ; attempt++ {
+		if why == restart && !p.countRestart() {
+			return // the pool failed: the worker drops what it takes
+		}
+		w.gen++
+		err := w.open(p.runCtx)
+		if err == nil {
+			if why == restart {
+				p.restarts.Add(1)
+				w.log.Info("worker restarted", zap.Int("generation", w.gen), zap.NamedError("cause", cause))
+			} else {
+				p.recycles.Add(1)
+				w.log.Debug("worker recycled", zap.Int("generation", w.gen), zap.Stringer("reason", why))
+			}
+			return
+		}
+		why = restart // a failed open is a fault, whatever started it
+		wait := backoff/2 + rand.N(backoff/2+1)
+		w.log.Warn("worker will retry opening", zap.Int("attempt", attempt+1), zap.Duration("in", wait))
+		if !p.sleep(wait) {
+			return // the pool is stopping
+		}
+		backoff = min(2*backoff, p.cfg.backoffMax)
+	}
+}
+
+// sleep waits for d on the pool's clock, and reports false if the pool
+// began to stop first.
+func (p *Pool[R]) sleep(d time.Duration) bool {
+	woke := make(chan struct{})
+	t := p.cfg.clock.AfterFunc(d, func() { close(woke) })
+	select {
+	case <-woke:
+		return true
+	case <-p.runCtx.Done():
+		t.Stop()
+		return false
+	}
+}
