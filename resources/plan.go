@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/fxpool/fxpool/hooks"
 )
@@ -22,7 +23,31 @@ type Plan[R any] struct {
 	needs []Need
 	// needOf maps a consumer (ctor index, or len(ctors) for R) to its index
 	// in needs, or -1.
-	needOf []int
+	needOf  []int
+	observe func(Event)
+}
+
+// Event tells an observer that one resource of one worker opened or
+// closed, how long it took, and with what error.
+type Event struct {
+	// Resource is the resource's name.
+	Resource string
+	// Worker is the worker it belongs to.
+	Worker Worker
+	// Closed is false for an open, true for a close.
+	Closed bool
+	// Took is how long the constructor or the cleanup ran.
+	Took time.Duration
+	// Err is the open's or the close's error, if any.
+	Err error
+}
+
+// Observe returns a copy of the plan that tells f of every open and close
+// of a resource, on the goroutine that opens or closes it.
+func (p *Plan[R]) Observe(f func(Event)) *Plan[R] {
+	q := *p
+	q.observe = f
+	return &q
 }
 
 // Need is what one consumer — a per-worker constructor or the task
@@ -302,7 +327,14 @@ func (p *Plan[R]) Open(ctx context.Context, w Worker, ext []reflect.Value) (*Sco
 	for _, i := range p.order {
 		c := p.ctors[i]
 		args := p.build(ctx, w, i, p.args[i], vals, ext)
+		began := time.Now()
 		v, cleanup, err := c.call(args)
+		if p.observe != nil {
+			p.observe(Event{Resource: c.name, Worker: w, Took: time.Since(began), Err: err})
+			if cleanup != nil {
+				cleanup = p.observed(c.name, w, cleanup)
+			}
+		}
 		if err != nil {
 			err = &OpenError{Resource: c.name, Constructor: c.where, Err: err}
 			return nil, errors.Join(err, s.Close(context.WithoutCancel(ctx)))
@@ -317,6 +349,23 @@ func (p *Plan[R]) Open(ctx context.Context, w Worker, ext []reflect.Value) (*Sco
 	r := p.build(ctx, w, len(p.ctors), []argSpec{p.r}, vals, ext)[0]
 	reflect.ValueOf(&s.value).Elem().Set(r)
 	return s, nil
+}
+
+// observed wraps a cleanup so that the observer is told when it ran.
+func (p *Plan[R]) observed(name string, w Worker, cleanup hooks.Cleanup) hooks.Cleanup {
+	return func(ctx context.Context) (err error) {
+		began := time.Now()
+		defer func() {
+			// A panic is recovered by the stack; the observer sees it as an
+			// error all the same.
+			r := recover()
+			if r != nil {
+				err = &hooks.PanicError{Value: r, Stack: debug.Stack()}
+			}
+			p.observe(Event{Resource: name, Worker: w, Closed: true, Took: time.Since(began), Err: err})
+		}()
+		return cleanup(ctx)
+	}
 }
 
 // build makes the arguments of one consumer.

@@ -62,9 +62,7 @@ func (p *Pool[R]) doStart(ctx context.Context) error {
 	if firstErr == nil {
 		p.serving.Store(true)
 		close(open)
-		p.log.Info("pool started",
-			zap.Int("workers", n), zap.Strings("resources", p.plan.Resources()),
-			zap.Duration("took", time.Since(began)))
+		p.record(PoolStarted{Pool: p.name, Workers: n, Took: time.Since(began)})
 		return nil
 	}
 
@@ -84,7 +82,7 @@ func (p *Pool[R]) doStart(ctx context.Context) error {
 	p.closeQueue()
 	p.dropQueued()
 	err := errors.Join(errs...)
-	p.log.Error("pool did not start", zap.Error(err), zap.Duration("took", time.Since(began)))
+	p.record(PoolStarted{Pool: p.name, Workers: n, Took: time.Since(began), Err: err})
 	return err
 }
 
@@ -151,7 +149,7 @@ func (p *Pool[R]) countRestart() bool {
 func (p *Pool[R]) fail(cause error) {
 	p.failOnce.Do(func() {
 		err := fmt.Errorf("workerpool: pool %q failed: %w", p.name, cause)
-		p.log.Error("pool failed; stopping the app", zap.Error(err))
+		p.record(PoolFailed{Pool: p.name, Err: err})
 		p.refuse()
 		p.cancelTasks()
 		if p.sd != nil {
@@ -219,11 +217,9 @@ func (p *Pool[R]) doStop(ctx context.Context) error {
 	p.cancelTasks()
 	if err != nil {
 		err = fmt.Errorf("workerpool: pool %q: %w", p.name, err)
-		p.log.Error("pool stopped with errors", zap.Error(err), zap.Duration("took", time.Since(began)))
-		return err
 	}
-	p.log.Info("pool stopped", zap.Duration("took", time.Since(began)))
-	return nil
+	p.record(PoolStopped{Pool: p.name, Took: time.Since(began), Err: err})
+	return err
 }
 
 // cancelTasks cancels running tasks and makes workers report queued ones as

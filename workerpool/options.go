@@ -35,6 +35,7 @@ type config struct {
 	maxAge           time.Duration // 0: no limit
 	stopPolicy       StopPolicy
 	clock            Clock
+	events           func(Event)
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -343,3 +344,20 @@ type systemClock struct{}
 
 func (systemClock) Now() time.Time                            { return time.Now() }
 func (systemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+
+// Events hands every lifecycle [Event] of the pool to f, in addition to
+// logging it: for metrics, tests and alerts. f runs on the goroutine where
+// the event happened and must be safe for concurrent use and quick.
+func Events(f func(Event)) Option { return eventsOption{f} }
+
+type eventsOption struct{ f func(Event) }
+
+func (o eventsOption) apply(c *config) error {
+	if o.f == nil {
+		return fmt.Errorf("nil func")
+	}
+	c.events = o.f
+	return nil
+}
+
+func (eventsOption) String() string { return "workerpool.Events(...)" }

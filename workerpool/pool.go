@@ -96,7 +96,16 @@ func newPool[R any](name string, cfg config, plan *resources.Plan[R], ext []refl
 	p.runCtx, p.cancelRun = context.WithCancelCause(context.Background())
 	p.workers = make([]*worker[R], cfg.workers)
 	for i := range p.workers {
-		p.workers[i] = &worker[R]{p: p, id: i, exited: make(chan struct{}), log: p.log.With(zap.Int("worker", i))}
+		p.workers[i] = &worker[R]{p: p, id: i, exited: make(chan struct{})}
+	}
+	if cfg.events != nil || p.log.Core().Enabled(zap.DebugLevel) {
+		p.plan = plan.Observe(func(e resources.Event) {
+			if e.Closed {
+				p.record(ResourceClosed(e))
+			} else {
+				p.record(ResourceOpened(e))
+			}
+		})
 	}
 	p.onDropped, _ = cfg.onDropped.(func(func(context.Context, R) error))
 	if p.cfg.onError == nil {

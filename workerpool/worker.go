@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/fxpool/fxpool/resources"
-	"go.uber.org/zap"
 )
 
 // Worker phases.
@@ -29,7 +28,6 @@ type worker[R any] struct {
 	gen   int
 	scope *resources.Scope[R]
 	r     R
-	log   *zap.Logger
 	tasks int   // tasks run since the resources opened
 	aging Timer // flags expired once the resources reach MaxWorkerAge
 
@@ -101,9 +99,8 @@ func (w *worker[R]) open(ctx context.Context) error {
 	p := w.p
 	began := p.cfg.clock.Now()
 	scope, err := p.plan.Open(ctx, w.identity(), p.ext)
-	took := p.cfg.clock.Now().Sub(began)
+	p.record(WorkerOpened{Worker: w.identity(), Took: p.cfg.clock.Now().Sub(began), Err: err})
 	if err != nil {
-		w.log.Warn("worker did not open", zap.Int("generation", w.gen), zap.Duration("took", took), zap.Error(err))
 		return err
 	}
 	w.scope, w.r, w.tasks = scope, scope.Value(), 0
@@ -111,7 +108,6 @@ func (w *worker[R]) open(ctx context.Context) error {
 		w.expired.Store(false)
 		w.aging = p.cfg.clock.AfterFunc(p.cfg.maxAge, func() { w.expired.Store(true) })
 	}
-	w.log.Debug("worker opened", zap.Int("generation", w.gen), zap.Duration("took", took))
 	return nil
 }
 
@@ -124,8 +120,7 @@ func (w *worker[R]) close(ctx context.Context) {
 	}
 	err := w.scope.Close(ctx)
 	w.scope = nil
-	w.log.Debug("worker closed", zap.Int("generation", w.gen),
-		zap.Duration("took", w.p.cfg.clock.Now().Sub(began)), zap.Error(err))
+	w.p.record(WorkerClosed{Worker: w.identity(), Took: w.p.cfg.clock.Now().Sub(began), Err: err})
 	if err != nil {
 		w.err = errors.Join(w.err, err)
 	}
@@ -203,12 +198,9 @@ func (w *worker[R]) rebuild(why rebuildReason, cause error) {
 	defer w.phase.CompareAndSwap(phaseRebuilding, phaseServing)
 	// The close is not cancelled with the tasks: a batch must still commit.
 	w.close(context.WithoutCancel(p.runCtx))
-	if w.err != nil {
-		w.log.Error("closing resources to rebuild them", zap.Stringer("reason", why), zap.Error(w.err))
-		w.err = nil
-	}
+	w.err = nil // recorded as a WorkerClosed event
 	backoff := p.cfg.backoffMin
-	for attempt := 0; ; attempt++ {
+	for {
 		if why == restart && !p.countRestart() {
 			return // the pool failed: the worker drops what it takes
 		}
@@ -217,17 +209,14 @@ func (w *worker[R]) rebuild(why rebuildReason, cause error) {
 		if err == nil {
 			if why == restart {
 				p.restarts.Add(1)
-				w.log.Info("worker restarted", zap.Int("generation", w.gen), zap.NamedError("cause", cause))
 			} else {
 				p.recycles.Add(1)
-				w.log.Debug("worker recycled", zap.Int("generation", w.gen), zap.Stringer("reason", why))
 			}
+			p.record(WorkerRebuilt{Worker: w.identity(), Reason: why.String(), Cause: cause})
 			return
 		}
 		why = restart // a failed open is a fault, whatever started it
-		wait := backoff/2 + rand.N(backoff/2+1)
-		w.log.Warn("worker will retry opening", zap.Int("attempt", attempt+1), zap.Duration("in", wait))
-		if !p.sleep(wait) {
+		if !p.sleep(backoff/2 + rand.N(backoff/2+1)) {
 			return // the pool is stopping
 		}
 		backoff = min(2*backoff, p.cfg.backoffMax)

@@ -1,0 +1,160 @@
+package workerpool
+
+import (
+	"time"
+
+	"github.com/fxpool/fxpool/resources"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// An Event is something that happened in a pool's life: one of the types
+// below. Every event is logged — per resource at debug level, per pool at
+// info, failures at warn or error — and given to the [Events] hook, if any.
+type Event interface {
+	// Level is the log level the event is logged at.
+	Level() zapcore.Level
+	event()
+}
+
+// PoolStarted: the pool's OnStart returned. Err is its error, if any.
+type PoolStarted struct {
+	Pool    string
+	Workers int
+	Took    time.Duration
+	Err     error
+}
+
+// PoolStopped: the pool's OnStop returned. Err joins its teardown errors.
+type PoolStopped struct {
+	Pool string
+	Took time.Duration
+	Err  error
+}
+
+// PoolFailed: the pool passed MaxRestarts and stopped serving.
+type PoolFailed struct {
+	Pool string
+	Err  error
+}
+
+// WorkerOpened: a worker opened, or did not open, a generation of its
+// resources.
+type WorkerOpened struct {
+	Worker resources.Worker
+	Took   time.Duration
+	Err    error
+}
+
+// WorkerClosed: a worker closed a generation of its resources.
+type WorkerClosed struct {
+	Worker resources.Worker
+	Took   time.Duration
+	Err    error
+}
+
+// WorkerRebuilt: a worker replaced its resources with a fresh generation.
+// Reason is "restart" (after a panic or ErrBroken, given as Cause), "max
+// tasks per worker" or "max worker age".
+type WorkerRebuilt struct {
+	Worker resources.Worker
+	Reason string
+	Cause  error
+}
+
+// ResourceOpened: one resource of a worker opened, or failed to.
+type ResourceOpened resources.Event
+
+// ResourceClosed: one resource of a worker closed.
+type ResourceClosed resources.Event
+
+func (PoolStarted) event()    {}
+func (PoolStopped) event()    {}
+func (PoolFailed) event()     {}
+func (WorkerOpened) event()   {}
+func (WorkerClosed) event()   {}
+func (WorkerRebuilt) event()  {}
+func (ResourceOpened) event() {}
+func (ResourceClosed) event() {}
+
+func levelOf(err error, ok, failed zapcore.Level) zapcore.Level {
+	if err != nil {
+		return failed
+	}
+	return ok
+}
+
+func (e PoolStarted) Level() zapcore.Level    { return levelOf(e.Err, zap.InfoLevel, zap.ErrorLevel) }
+func (e PoolStopped) Level() zapcore.Level    { return levelOf(e.Err, zap.InfoLevel, zap.ErrorLevel) }
+func (PoolFailed) Level() zapcore.Level       { return zap.ErrorLevel }
+func (e WorkerOpened) Level() zapcore.Level   { return levelOf(e.Err, zap.DebugLevel, zap.WarnLevel) }
+func (e WorkerClosed) Level() zapcore.Level   { return levelOf(e.Err, zap.DebugLevel, zap.WarnLevel) }
+func (e WorkerRebuilt) Level() zapcore.Level  { return levelOf(e.Cause, zap.DebugLevel, zap.InfoLevel) }
+func (e ResourceOpened) Level() zapcore.Level { return levelOf(e.Err, zap.DebugLevel, zap.WarnLevel) }
+func (e ResourceClosed) Level() zapcore.Level { return levelOf(e.Err, zap.DebugLevel, zap.WarnLevel) }
+
+// record logs an event and hands it to the hook.
+func (p *Pool[R]) record(e Event) {
+	if ce := p.log.Check(e.Level(), message(e)); ce != nil {
+		ce.Write(fields(e)...)
+	}
+	if p.cfg.events != nil {
+		p.cfg.events(e)
+	}
+}
+
+func message(e Event) string {
+	switch e := e.(type) {
+	case PoolStarted:
+		if e.Err != nil {
+			return "pool did not start"
+		}
+		return "pool started"
+	case PoolStopped:
+		if e.Err != nil {
+			return "pool stopped with errors"
+		}
+		return "pool stopped"
+	case PoolFailed:
+		return "pool failed; stopping the app"
+	case WorkerOpened:
+		if e.Err != nil {
+			return "worker did not open"
+		}
+		return "worker opened"
+	case WorkerClosed:
+		return "worker closed"
+	case WorkerRebuilt:
+		return "worker rebuilt"
+	case ResourceOpened:
+		return "resource opened"
+	case ResourceClosed:
+		return "resource closed"
+	}
+	return "event"
+}
+
+func fields(e Event) []zap.Field {
+	worker := func(w resources.Worker) []zap.Field {
+		return []zap.Field{zap.Int("worker", w.ID), zap.Int("generation", w.Generation)}
+	}
+	switch e := e.(type) {
+	case PoolStarted:
+		return []zap.Field{zap.Int("workers", e.Workers), zap.Duration("took", e.Took), zap.Error(e.Err)}
+	case PoolStopped:
+		return []zap.Field{zap.Duration("took", e.Took), zap.Error(e.Err)}
+	case PoolFailed:
+		return []zap.Field{zap.Error(e.Err)}
+	case WorkerOpened:
+		return append(worker(e.Worker), zap.Duration("took", e.Took), zap.Error(e.Err))
+	case WorkerClosed:
+		return append(worker(e.Worker), zap.Duration("took", e.Took), zap.Error(e.Err))
+	case WorkerRebuilt:
+		return append(worker(e.Worker), zap.String("reason", e.Reason), zap.NamedError("cause", e.Cause))
+	case ResourceOpened:
+		return append(worker(e.Worker), zap.String("resource", e.Resource), zap.Duration("took", e.Took), zap.Error(e.Err))
+	case ResourceClosed:
+		return append(worker(e.Worker), zap.String("resource", e.Resource), zap.Duration("took", e.Took), zap.Error(e.Err))
+	}
+	return nil
+}
