@@ -5,28 +5,36 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
+// writeLock serializes this process's write transactions. SQLite allows
+// one writer at a time; a connection that finds the database locked sleeps
+// in its busy handler for up to 100 ms before it tries again, while a
+// goroutine waiting here wakes as soon as the lock is free. busy_timeout
+// still covers other processes.
+type writeLock struct{ sync.Mutex }
+
 // fileRow is one row of the files table.
 type fileRow struct {
-	path   string
 	dir    string
+	name   string
 	state  fileState
 	algo   string
 	digest []byte
 }
 
-const insertRow = `INSERT INTO files (path, dir, size, mtime_ns, algo, digest, indexed_ns)
+const insertRow = `INSERT INTO files (dir, name, size, mtime_ns, algo, digest, indexed_ns)
 VALUES (?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (path) DO UPDATE SET dir = excluded.dir, size = excluded.size,
+ON CONFLICT (dir, name) DO UPDATE SET size = excluded.size,
 	mtime_ns = excluded.mtime_ns, algo = excluded.algo, digest = excluded.digest,
 	indexed_ns = excluded.indexed_ns`
 
 // Batch limits: a worker commits its rows when it has batchRows of them or
 // when the oldest is batchAge old, whichever comes first.
 const (
-	defaultBatchRows = 256
+	defaultBatchRows = 4096
 	batchAge         = 2 * time.Second
 )
 
@@ -40,6 +48,7 @@ const (
 //
 // A batch is used by one worker at a time and is not safe for concurrent use.
 type batch struct {
+	writer   *writeLock
 	conn     *sql.Conn
 	stmt     *sql.Stmt
 	rows     []fileRow
@@ -51,12 +60,12 @@ type batch struct {
 
 // newBatch prepares the insert on conn. onCommit, if not nil, is called with
 // the number of rows of every committed transaction.
-func newBatch(ctx context.Context, conn *sql.Conn, max int, onCommit func(int)) (*batch, error) {
+func newBatch(ctx context.Context, w *writeLock, conn *sql.Conn, max int, onCommit func(int)) (*batch, error) {
 	stmt, err := conn.PrepareContext(ctx, insertRow)
 	if err != nil {
 		return nil, fmt.Errorf("prepare insert: %w", err)
 	}
-	return &batch{conn: conn, stmt: stmt, max: max, now: time.Now, onCommit: onCommit, rows: make([]fileRow, 0, max)}, nil
+	return &batch{writer: w, conn: conn, stmt: stmt, max: max, now: time.Now, onCommit: onCommit, rows: make([]fileRow, 0, max)}, nil
 }
 
 // Add appends r and commits the batch when it is full or old enough.
@@ -79,6 +88,8 @@ func (b *batch) Flush(ctx context.Context) (err error) {
 		return nil
 	}
 	ctx = context.WithoutCancel(ctx)
+	b.writer.Lock()
+	defer b.writer.Unlock()
 	if _, err := b.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("commit %d rows: begin: %w", len(b.rows), err)
 	}
@@ -91,8 +102,8 @@ func (b *batch) Flush(ctx context.Context) (err error) {
 	}()
 	now := b.now().UnixNano()
 	for _, r := range b.rows {
-		if _, err := b.stmt.ExecContext(ctx, r.path, r.dir, r.state.size, r.state.mtime, r.algo, r.digest, now); err != nil {
-			return fmt.Errorf("commit %d rows: insert %q: %w", len(b.rows), r.path, err)
+		if _, err := b.stmt.ExecContext(ctx, r.dir, r.name, r.state.size, r.state.mtime, r.algo, r.digest, now); err != nil {
+			return fmt.Errorf("commit %d rows: insert %q: %w", len(b.rows), r.name, err)
 		}
 	}
 	if _, err := b.conn.ExecContext(ctx, "COMMIT"); err != nil {

@@ -95,17 +95,17 @@ func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 		return hashResult{}, false, err
 	}
 	defer f.Close()
-	before, err := f.Stat()
+	st, regular, err := f.stat()
 	if err != nil {
 		return hashResult{}, false, err
 	}
-	if !before.Mode().IsRegular() {
-		return hashResult{}, false, fmt.Errorf("not a regular file (%v)", before.Mode().Type())
+	if !regular {
+		return hashResult{}, false, errors.New("not a regular file")
 	}
 	// Read no more than the size the file had when opened: a file that
 	// keeps growing must not keep its worker forever. A change shows in
 	// the size or mtime after.
-	size := before.Size()
+	size := st.size
 	var n int64
 	for n < size {
 		if err := ctx.Err(); err != nil {
@@ -126,11 +126,10 @@ func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 			return hashResult{}, false, err
 		}
 	}
-	after, err := f.Stat()
+	after, _, err := f.stat()
 	if err != nil {
 		return hashResult{}, false, err
 	}
-	st := stateOf(before)
-	stable := st == stateOf(after) && n == st.size
+	stable := st == after && n == st.size
 	return hashResult{digest: h.Sum(nil), state: st}, stable, nil
 }

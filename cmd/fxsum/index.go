@@ -55,6 +55,7 @@ type indexRun struct {
 	c         counters
 	rep       *reporter
 	hold      *testHold
+	writer    writeLock // shared by the batches and the walker
 
 	// walkCtx ends on an interrupt or a fatal error; tasks that start
 	// after it ended do nothing.
@@ -69,7 +70,7 @@ func (r *indexRun) fail(err error) { r.cancel(err) }
 // provideBatch is the per-worker batch constructor: a prepared insert on the
 // worker's connection, with an explicit cleanup that commits what is left.
 func provideBatch(ctx context.Context, conn *sql.Conn, run *indexRun) (*batch, func(context.Context) error, error) {
-	b, err := newBatch(ctx, conn, run.batchRows, func(n int) { run.c.committed.Add(int64(n)) })
+	b, err := newBatch(ctx, &run.writer, conn, run.batchRows, func(n int) { run.c.committed.Add(int64(n)) })
 	if err != nil {
 		return nil, nil, err
 	}
@@ -159,19 +160,20 @@ func runIndex(ctx context.Context, o *options, log *zap.Logger, stderr io.Writer
 	}
 
 	// The counting walk finds the total for progress and for the
-	// interrupt message; it only lists and stats.
+	// interrupt message; it only lists, and stats regular files only for
+	// the progress bar's bytes.
+	prog := startProgress(o, stderr, &run.c, run.rep)
 	countCtx, stopCount := context.WithCancel(walkCtx)
 	countDone := make(chan struct{})
 	go func() {
 		defer close(countDone)
-		cw := &walker{follow: o.follow, v: &countVisitor{c: &run.c}}
+		cw := &walker{follow: o.follow, noStat: !prog.drawn(), v: &countVisitor{c: &run.c}}
 		for _, r := range roots {
 			if cw.walk(countCtx, r) != nil {
 				return
 			}
 		}
 	}()
-	prog := startProgress(o, stderr, &run.c, run.rep)
 
 	walkErr := walkIndex(walkCtx, run, pool, db, roots, log)
 
@@ -286,7 +288,7 @@ func walkIndex(ctx context.Context, run *indexRun, pool *workerpool.Pool[indexDe
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer func() { err = errors.Join(err, conn.Close()) }()
-	lookup, err := conn.PrepareContext(ctx, `SELECT path, size, mtime_ns, algo FROM files WHERE dir = ?`)
+	lookup, err := conn.PrepareContext(ctx, `SELECT name, size, mtime_ns, algo FROM files WHERE dir = ?`)
 	if err != nil {
 		return fmt.Errorf("prepare lookup: %w", err)
 	}
@@ -331,8 +333,8 @@ type indexVisitor struct {
 	lookup *sql.Stmt
 	log    *zap.Logger
 
-	known   map[string]known // rows of the current directory not yet seen
-	deletes []string         // paths whose rows must go
+	known   map[string]known // rows of the current directory not yet seen, by name
+	deletes [][]any          // dir and name of the rows that must go
 	visited map[string]struct{}
 	failed  map[string]struct{} // directories that could not be listed
 }
@@ -366,8 +368,9 @@ func (v *indexVisitor) file(ctx context.Context, dir, path string, fi fs.FileInf
 	st := stateOf(fi)
 	c.seen.Add(1)
 	c.seenBytes.Add(st.size)
-	k, ok := v.known[path]
-	delete(v.known, path)
+	name := filepath.Base(path)
+	k, ok := v.known[name]
+	delete(v.known, name)
 	if ok && !v.run.opts.rehash && k.state == st && k.algo == v.run.opts.algo {
 		c.unchanged.Add(1)
 		c.unchangedBytes.Add(st.size)
@@ -378,8 +381,8 @@ func (v *indexVisitor) file(ctx context.Context, dir, path string, fi fs.FileInf
 
 func (v *indexVisitor) leaveDir(ctx context.Context, dir string, complete bool) error {
 	if complete {
-		for p := range v.known {
-			v.deletes = append(v.deletes, p)
+		for name := range v.known {
+			v.deletes = append(v.deletes, []any{dir, name})
 		}
 	}
 	v.known = nil
@@ -402,7 +405,7 @@ func (v *indexVisitor) flushDeletes(ctx context.Context) (err error) {
 	if len(v.deletes) == 0 {
 		return nil
 	}
-	n, err := inTx(ctx, v.conn, `DELETE FROM files WHERE path = ?`, v.deletes)
+	n, err := inTx(ctx, &v.run.writer, v.conn, `DELETE FROM files WHERE dir = ? AND name = ?`, v.deletes)
 	if err != nil {
 		return fmt.Errorf("remove rows of deleted files: %w", err)
 	}
@@ -421,7 +424,7 @@ func (v *indexVisitor) sweep(ctx context.Context, root string) error {
 	if err != nil {
 		return fmt.Errorf("sweep %s: %w", root, err)
 	}
-	var gone []string
+	var gone [][]any
 	for rows.Next() {
 		var d string
 		if err := rows.Scan(&d); err != nil {
@@ -429,14 +432,14 @@ func (v *indexVisitor) sweep(ctx context.Context, root string) error {
 			return fmt.Errorf("sweep %s: %w", root, err)
 		}
 		if _, ok := v.visited[d]; !ok && !v.underFailed(d) {
-			gone = append(gone, d)
+			gone = append(gone, []any{d})
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("sweep %s: %w", root, err)
 	}
-	n, err := inTx(ctx, v.conn, `DELETE FROM files WHERE dir = ?`, gone)
+	n, err := inTx(ctx, &v.run.writer, v.conn, `DELETE FROM files WHERE dir = ?`, gone)
 	if err != nil {
 		return fmt.Errorf("sweep %s: %w", root, err)
 	}
@@ -455,12 +458,14 @@ func (v *indexVisitor) underFailed(dir string) bool {
 	}
 }
 
-// inTx runs query once for each argument in one short write transaction on
-// conn and returns the number of rows it affected.
-func inTx(ctx context.Context, conn *sql.Conn, query string, args []string) (n int64, err error) {
+// inTx runs query once for each set of arguments in one short write
+// transaction on conn and returns the number of rows it affected.
+func inTx(ctx context.Context, w *writeLock, conn *sql.Conn, query string, args [][]any) (n int64, err error) {
 	if len(args) == 0 {
 		return 0, nil
 	}
+	w.Lock()
+	defer w.Unlock()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -476,7 +481,7 @@ func inTx(ctx context.Context, conn *sql.Conn, query string, args []string) (n i
 	}
 	defer stmt.Close()
 	for _, a := range args {
-		res, err := stmt.ExecContext(ctx, a)
+		res, err := stmt.ExecContext(ctx, a...)
 		if err != nil {
 			return 0, err
 		}
@@ -507,7 +512,7 @@ func (r *indexRun) hashTask(dir, path string) func(context.Context, indexDeps) e
 		}
 		r.c.hashed.Add(1)
 		r.c.hashedBytes.Add(res.state.size)
-		err = d.Batch.Add(ctx, fileRow{path: path, dir: dir, state: res.state, algo: r.opts.algo, digest: res.digest})
+		err = d.Batch.Add(ctx, fileRow{dir: dir, name: filepath.Base(path), state: res.state, algo: r.opts.algo, digest: res.digest})
 		if err != nil {
 			return fmt.Errorf("index %s: %w", displayPath(path), err)
 		}
@@ -521,7 +526,9 @@ type countVisitor struct{ c *counters }
 func (countVisitor) enterDir(context.Context, string) error { return nil }
 func (v countVisitor) file(_ context.Context, _, _ string, fi fs.FileInfo) error {
 	v.c.found.Add(1)
-	v.c.foundBytes.Add(fi.Size())
+	if fi != nil {
+		v.c.foundBytes.Add(fi.Size())
+	}
 	return nil
 }
 func (countVisitor) leaveDir(context.Context, string, bool) error { return nil }

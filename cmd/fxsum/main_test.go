@@ -190,7 +190,7 @@ func indexRows(t *testing.T, dbFile string) map[string]string {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query(`SELECT path, digest FROM files`)
+	rows, err := db.Query(`SELECT ` + pathExpr + `, digest FROM files`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func runManifest(ctx context.Context, o *options, stdout io.Writer) (err error) 
 			algo = algos[0]
 		}
 	}
-	rows, err := db.QueryContext(ctx, `SELECT path, digest FROM files WHERE algo = ? ORDER BY path`, algo)
+	rows, err := db.QueryContext(ctx, `SELECT dir, name, digest FROM files WHERE algo = ? ORDER BY `+pathExpr, algo)
 	if err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}
@@ -62,12 +62,13 @@ func runManifest(ctx context.Context, o *options, stdout io.Writer) (err error) 
 	w := bufio.NewWriterSize(stdout, 64<<10)
 	for rows.Next() {
 		var (
-			path   string
-			digest []byte
+			dir, name string
+			digest    []byte
 		)
-		if err := rows.Scan(&path, &digest); err != nil {
+		if err := rows.Scan(&dir, &name, &digest); err != nil {
 			return fmt.Errorf("manifest: %w", err)
 		}
+		path := filepath.Join(dir, name)
 		if root != "" {
 			if !under(path, root) || path == root {
 				continue

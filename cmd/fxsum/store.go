@@ -28,16 +28,19 @@ const (
 
 const schema = `
 CREATE TABLE files (
-	path       TEXT    NOT NULL PRIMARY KEY, -- absolute, cleaned
-	dir        TEXT    NOT NULL,             -- filepath.Dir(path)
+	dir        TEXT    NOT NULL, -- absolute, clean
+	name       TEXT    NOT NULL, -- the file's name in dir
 	size       INTEGER NOT NULL,
 	mtime_ns   INTEGER NOT NULL,
 	algo       TEXT    NOT NULL,
 	digest     BLOB    NOT NULL,
-	indexed_ns INTEGER NOT NULL
+	indexed_ns INTEGER NOT NULL,
+	PRIMARY KEY (dir, name)
 ) WITHOUT ROWID;
-CREATE INDEX files_dir ON files (dir);
 `
+
+// pathExpr is the path of a row in SQL, for sorting by path.
+const pathExpr = `(CASE WHEN dir = '/' THEN '/' || name ELSE dir || '/' || name END)`
 
 // dbPath is a --db value, made absolute.
 type dbPath string

@@ -17,7 +17,7 @@ import (
 //	                          further task waits until the run is interrupted;
 //	                          "fxsum: test hook: holding" is printed once on
 //	                          stderr when the first one waits.
-//	FXSUM_TEST_BATCH_ROWS=N   commit every N rows instead of 256.
+//	FXSUM_TEST_BATCH_ROWS=N   commit every N rows instead of defaultBatchRows.
 const (
 	envHoldAfter = "FXSUM_TEST_HOLD_AFTER"
 	envBatchRows = "FXSUM_TEST_BATCH_ROWS"

@@ -111,21 +111,21 @@ func runVerify(ctx context.Context, o *options, log *zap.Logger, stdout, stderr 
 	}
 	prog := startProgress(o, stderr, &c, &reporter{w: stderr})
 
-	task := func(r fileRow) func(context.Context, verifyDeps) error {
+	task := func(path string, r fileRow) func(context.Context, verifyDeps) error {
 		return func(ctx context.Context, d verifyDeps) error {
 			if sigCtx.Err() != nil {
 				return nil
 			}
-			res, err := hashFile(ctx, r.path, r.algo, true, d.Buf, d.Hashers, func(n int64) { c.readBytes.Add(n) })
+			res, err := hashFile(ctx, path, r.algo, true, d.Buf, d.Hashers, func(n int64) { c.readBytes.Add(n) })
 			switch {
 			case errors.Is(err, fs.ErrNotExist):
-				report(finding{kind: "missing", path: r.path})
+				report(finding{kind: "missing", path: path})
 			case err != nil:
-				report(finding{kind: "unreadable", path: r.path, detail: describeErr(err)})
+				report(finding{kind: "unreadable", path: path, detail: describeErr(err)})
 			case !bytes.Equal(res.digest, r.digest) && res.state == r.state:
-				report(finding{kind: "changed", path: r.path, detail: "content differs, size and mtime do not (corruption?)"})
+				report(finding{kind: "changed", path: path, detail: "content differs, size and mtime do not (corruption?)"})
 			case !bytes.Equal(res.digest, r.digest):
-				report(finding{kind: "changed", path: r.path})
+				report(finding{kind: "changed", path: path})
 			default:
 				c.hashed.Add(1)
 			}
@@ -133,24 +133,25 @@ func runVerify(ctx context.Context, o *options, log *zap.Logger, stdout, stderr 
 		}
 	}
 	walkErr := func() error {
-		rows, err := db.QueryContext(sigCtx, `SELECT path, size, mtime_ns, algo, digest FROM files ORDER BY path`)
+		rows, err := db.QueryContext(sigCtx, `SELECT dir, name, size, mtime_ns, algo, digest FROM files`)
 		if err != nil {
 			return fmt.Errorf("verify: %w", err)
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var r fileRow
-			if err := rows.Scan(&r.path, &r.state.size, &r.state.mtime, &r.algo, &r.digest); err != nil {
+			if err := rows.Scan(&r.dir, &r.name, &r.state.size, &r.state.mtime, &r.algo, &r.digest); err != nil {
 				return fmt.Errorf("verify: %w", err)
 			}
-			if len(roots) > 0 && !slices.ContainsFunc(roots, func(root string) bool { return under(r.path, root) }) {
+			path := filepath.Join(r.dir, r.name)
+			if len(roots) > 0 && !slices.ContainsFunc(roots, func(root string) bool { return under(path, root) }) {
 				continue
 			}
 			if len(roots) > 0 {
 				c.found.Add(1)
 				c.foundBytes.Add(r.state.size)
 			}
-			if err := pool.Go(sigCtx, task(r)); err != nil {
+			if err := pool.Go(sigCtx, task(path, r)); err != nil {
 				return err
 			}
 		}

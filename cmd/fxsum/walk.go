@@ -39,6 +39,8 @@ const maxDepth = 1024
 // more than one directory open at a time.
 type walker struct {
 	follow bool
+	// noStat skips the lstat of regular files: file gets a nil FileInfo.
+	noStat bool
 	v      visitor
 }
 
@@ -140,6 +142,8 @@ func (w *walker) entry(ctx context.Context, dir, path string, e fs.DirEntry, sub
 	case t.IsDir():
 		*subdirs = append(*subdirs, path)
 		return nil
+	case t.IsRegular() && w.noStat:
+		return w.v.file(ctx, dir, path, nil)
 	case t.IsRegular():
 		fi, err := e.Info()
 		if errors.Is(err, fs.ErrNotExist) {
