@@ -668,3 +668,25 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 }
+
+func TestUnneededConstructorAsksFxForNothing(t *testing.T) {
+	type DB struct{}
+	type Conn struct{}
+	type Cache struct{}
+	var opened atomic.Int32
+	app := fxtest.New(t,
+		workerpool.Provide[*Cache]("lean",
+			workerpool.Workers(2),
+			workerpool.Resources(
+				// Nothing needs *Conn, so nothing needs *DB, which no one provides.
+				resources.PerWorker(func(*DB) *Conn { opened.Add(1); return &Conn{} }),
+				resources.PerWorker(func() *Cache { return &Cache{} }),
+			),
+		),
+		fx.Invoke(func(*workerpool.Pool[*Cache]) {}),
+	)
+	app.RequireStart().RequireStop()
+	if n := opened.Load(); n != 0 {
+		t.Errorf("%d unneeded resources opened, want 0", n)
+	}
+}

@@ -278,11 +278,28 @@ func (p *Plan[R]) sort() error {
 			p.order = append(p.order, i)
 		}
 	}
+
+	// Ask the fx graph only for what the opened constructors and R take,
+	// as fx itself asks only for what is used.
+	var needs []Need
+	for consumer, k := range p.needOf {
+		if k < 0 {
+			continue
+		}
+		if consumer < len(p.ctors) && !needed[consumer] {
+			p.needOf[consumer] = -1
+			continue
+		}
+		p.needOf[consumer] = len(needs)
+		needs = append(needs, p.needs[k])
+	}
+	p.needs = needs
 	return nil
 }
 
 // Needs lists what the plan takes from the fx graph, one entry per consumer
-// that takes anything.
+// that takes anything: the constructors a worker opens and the task
+// parameter. A constructor that R does not need asks for nothing.
 func (p *Plan[R]) Needs() []Need { return append([]Need(nil), p.needs...) }
 
 // Resources lists the names of the resources a worker opens, in open order.
@@ -420,7 +437,7 @@ func (c *ctor) call(args []reflect.Value) (v reflect.Value, cleanup hooks.Cleanu
 	case c.cleanup != noCleanup:
 		cleanup = adapt(c.cleanup, out[1])
 	case c.close != noCleanup && !isNil(v):
-		cleanup = adapt(c.close, v.MethodByName("Close"))
+		cleanup = closerOf(c.close, v.Interface())
 	}
 	return v, cleanup, nil
 }
@@ -441,6 +458,16 @@ func adapt(kind cleanupKind, fn reflect.Value) hooks.Cleanup {
 	default:
 		return fn.Convert(typeCtxFunc).Interface().(func(context.Context) error)
 	}
+}
+
+// closerOf returns the Close method of a value that has one, of the kind
+// that analyse found.
+func closerOf(kind cleanupKind, v any) hooks.Cleanup {
+	if kind == cleanupCtx {
+		return v.(interface{ Close(context.Context) error }).Close
+	}
+	closer := v.(interface{ Close() error })
+	return func(context.Context) error { return closer.Close() }
 }
 
 func isNil(v reflect.Value) bool {

@@ -21,10 +21,7 @@ func (p *Pool[R]) start(ctx context.Context) error {
 func (p *Pool[R]) doStart(ctx context.Context) error {
 	began := time.Now()
 	n := p.cfg.workers
-	p.mu.RLock()
-	closed := p.closed
-	p.mu.RUnlock()
-	if closed {
+	if p.closed.Load() {
 		return fmt.Errorf("workerpool: pool %q: start: %w", p.name, ErrClosed)
 	}
 	openCtx, cancelOpen := context.WithCancelCause(ctx)
@@ -79,8 +76,8 @@ func (p *Pool[R]) doStart(ctx context.Context) error {
 	if err := p.waitWorkers(rollback, "roll back"); err != nil {
 		errs = append(errs, err)
 	}
-	p.closeQueue()
-	p.dropQueued()
+	p.refuse()
+	p.finalSweep()
 	err := errors.Join(errs...)
 	p.record(PoolStarted{Pool: p.name, Workers: n, Took: time.Since(began), Err: err})
 	return err
@@ -104,20 +101,8 @@ type openResult struct {
 // refuse makes the pool refuse new tasks and wakes blocked submitters.
 // Idempotent.
 func (p *Pool[R]) refuse() {
-	// Wake blocked submitters first: they hold mu for reading.
+	p.closed.Store(true)
 	p.closingOnce.Do(func() { close(p.closing) })
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
-}
-
-// closeQueue refuses new tasks and closes the queue, so that workers exit
-// once it is empty. Idempotent.
-func (p *Pool[R]) closeQueue() {
-	p.refuse()
-	// No submitter can be sending now: they send only while holding mu
-	// for reading and seeing closed false.
-	p.queueOnce.Do(func() { close(p.q) })
 }
 
 // countRestart records an attempt to restart a worker and reports whether
@@ -160,11 +145,22 @@ func (p *Pool[R]) fail(cause error) {
 	})
 }
 
-// dropQueued reports every task still queued as not run. The queue must be
-// closed.
-func (p *Pool[R]) dropQueued() {
-	for t := range p.q {
-		p.drop(t)
+// finalSweep reports every task still queued as not run, once no worker
+// will take one, and makes late submitters do the same for theirs.
+func (p *Pool[R]) finalSweep() {
+	p.swept.Store(true) // before the sweep: see enqueue
+	p.sweep()
+}
+
+// sweep reports every task in the queue now as not run.
+func (p *Pool[R]) sweep() {
+	for {
+		select {
+		case t := <-p.q:
+			p.drop(t)
+		default:
+			return
+		}
 	}
 }
 
@@ -199,13 +195,14 @@ func (p *Pool[R]) doStop(ctx context.Context) error {
 		cancelAt = budget / 2
 	}
 	defer cancel()
-	p.stopCtx = own // read by workers once the queue is closed
-	p.closeQueue()
+	p.stopCtx = own // read by workers once quit is closed
+	p.refuse()
 	if p.cfg.stopPolicy == Cancel {
 		p.cancelTasks()
 	}
+	close(p.quit)
 	if !p.serving.Load() { // never started, or the start failed and rolled back
-		p.dropQueued()
+		p.finalSweep()
 		return nil
 	}
 
@@ -215,6 +212,7 @@ func (p *Pool[R]) doStop(ctx context.Context) error {
 	}
 	err := p.waitWorkers(own, "stop")
 	p.cancelTasks()
+	p.finalSweep()
 	if err != nil {
 		err = fmt.Errorf("workerpool: pool %q: %w", p.name, err)
 	}

@@ -42,12 +42,12 @@ type Pool[R any] struct {
 	log  *zap.Logger
 	sd   fx.Shutdowner
 
-	q           chan task[R]
-	mu          sync.RWMutex // held for reading while sending to q; for writing to refuse
-	closed      bool         // refusing new tasks; guarded by mu
-	closing     chan struct{}
+	q           chan task[R]  // never closed: see enqueue
+	closed      atomic.Bool   // refusing new tasks
+	closing     chan struct{} // closed with closed: wakes blocked submitters
 	closingOnce sync.Once
-	queueOnce   sync.Once
+	quit        chan struct{} // closed by Stop: workers exit once the queue is empty
+	swept       atomic.Bool   // the stop swept the queue for the last time
 	onDropped   func(func(context.Context, R) error)
 
 	runCtx    context.Context // the context of tasks
@@ -92,6 +92,7 @@ func newPool[R any](name string, cfg config, plan *resources.Plan[R], ext []refl
 		sd:      sd,
 		q:       make(chan task[R], cfg.queue),
 		closing: make(chan struct{}),
+		quit:    make(chan struct{}),
 	}
 	p.runCtx, p.cancelRun = context.WithCancelCause(context.Background())
 	p.workers = make([]*worker[R], cfg.workers)
@@ -137,16 +138,12 @@ func taskOf[R any](fn func(context.Context, R) error, res outcome) task[R] {
 // returns false if the queue is full, the pool has begun to stop, or task is
 // nil.
 func (p *Pool[R]) TryGo(task func(context.Context, R) error) bool {
-	if task == nil {
-		return false
-	}
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.closed {
+	if task == nil || p.closed.Load() {
 		return false
 	}
 	select {
 	case p.q <- taskOf(task, nil):
+		p.rescueLate()
 		return true
 	default:
 		return false
@@ -163,6 +160,11 @@ func (p *Pool[R]) Do(ctx context.Context, task func(context.Context, R) error) e
 	}
 	w := waiters.Get().(*waiter)
 	if err := p.enqueue(ctx, taskOf(task, w)); err != nil {
+		waiters.Put(w)
+		return err
+	}
+	if ctx.Done() == nil { // a context that never ends: no need for select
+		err := <-w.ch
 		waiters.Put(w)
 		return err
 	}
@@ -184,24 +186,36 @@ var waiters = sync.Pool{New: func() any { return &waiter{ch: make(chan error, 1)
 
 // enqueue puts t in the queue, waiting for room until ctx is done or the
 // pool closes.
+//
+// Submitting takes no lock: the queue is never closed, so a submitter that
+// saw the pool open may still send after it began to stop. Such a late task
+// either reaches a worker, is dropped by the stop's last sweep of the
+// queue, or — if it arrived after that sweep — is dropped by its submitter
+// in rescueLate. It is never left behind unreported.
 func (p *Pool[R]) enqueue(ctx context.Context, t task[R]) error {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.closed {
+	if p.closed.Load() {
 		return ErrClosed
 	}
 	select {
 	case p.q <- t:
-		return nil
 	default:
+		select {
+		case p.q <- t:
+		case <-p.closing:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	select {
-	case p.q <- t:
-		return nil
-	case <-p.closing:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	p.rescueLate()
+	return nil
+}
+
+// rescueLate reports the tasks of late submitters that reached the queue
+// after the stop's last sweep: no worker will take them.
+func (p *Pool[R]) rescueLate() {
+	if p.swept.Load() {
+		p.sweep()
 	}
 }
 
@@ -308,9 +322,10 @@ func (p *Pool[R]) Stats() Stats {
 		case phaseClosing:
 			s.Closing++
 		}
-		n := w.runs.Load()
-		s.Busy += int(n & 1)
-		s.Done += n >> 1
+		if w.phase.Load() == phaseServing && started && !w.idle.Load() {
+			s.Busy++
+		}
+		s.Done += w.done.Load()
 		s.Failed += w.failed.Load()
 		s.Panics += w.panics.Load()
 	}

@@ -32,7 +32,8 @@ type worker[R any] struct {
 	aging Timer // flags expired once the resources reach MaxWorkerAge
 
 	phase   atomic.Int32
-	runs    atomic.Uint64 // bit 0: running a task; the rest: tasks done × 2
+	idle    atomic.Bool // parked, waiting for a task
+	done    atomic.Uint64
 	failed  atomic.Uint64
 	panics  atomic.Uint64
 	expired atomic.Bool // the resources are older than MaxWorkerAge
@@ -50,7 +51,7 @@ func (w *worker[R]) doing() string {
 	case phaseOpening:
 		return "opening its resources"
 	case phaseServing:
-		if w.runs.Load()&1 == 1 {
+		if !w.idle.Load() {
 			return "in a task that ignores its context"
 		}
 		return "serving"
@@ -62,11 +63,11 @@ func (w *worker[R]) doing() string {
 	return "exiting"
 }
 
-// run is the worker's goroutine: open, wait for the start's verdict, serve
-// until the queue closes, close.
+// run opens the worker's resources, waits for the start's verdict, then
+// either closes them again or hands over to a fresh goroutine that serves
+// until the pool stops: the open's reflection grows the stack of the
+// goroutine that runs it, and an idle worker should not keep that stack.
 func (w *worker[R]) run(ctx context.Context, sem chan struct{}, ready chan<- openResult, open <-chan struct{}) {
-	defer close(w.exited)
-	defer w.phase.Store(phaseExited)
 	p := w.p
 
 	var err error
@@ -85,13 +86,22 @@ func (w *worker[R]) run(ctx context.Context, sem chan struct{}, ready chan<- ope
 			// The start waits for this with its own rollback budget.
 			w.close(context.WithoutCancel(ctx))
 		}
+		w.exit()
 		return
 	}
 	w.phase.Store(phaseServing)
-	w.serve()
-	if w.scope != nil {
-		w.close(p.stopCtx)
-	}
+	go func() {
+		w.serve()
+		if w.scope != nil {
+			w.close(p.stopCtx)
+		}
+		w.exit()
+	}()
+}
+
+func (w *worker[R]) exit() {
+	w.phase.Store(phaseExited)
+	close(w.exited)
 }
 
 // open opens a fresh generation of the worker's resources.
@@ -127,38 +137,56 @@ func (w *worker[R]) close(ctx context.Context) {
 	w.phase.Store(prev)
 }
 
-// serve runs tasks until the queue is closed and empty.
+// serve runs tasks until the pool stops and the queue is empty.
 func (w *worker[R]) serve() {
 	p := w.p
-	for t := range p.q {
-		if w.expired.Load() {
-			w.rebuild(recycleAge, nil)
-		}
-		if p.dropping.Load() || w.scope == nil {
-			p.drop(t)
-			continue
-		}
-		w.runs.Add(1)
-		panicked, err := w.exec(t.fn)
-		w.runs.Add(1)
-		if err != nil {
-			w.failed.Add(1)
-			if panicked {
-				w.panics.Add(1)
+	for {
+		var t task[R]
+		select {
+		case t = <-p.q:
+		default: // nothing queued: park until there is, or the pool stops
+			w.idle.Store(true)
+			select {
+			case t = <-p.q:
+			case <-p.quit:
+				w.idle.Store(false)
+				return
 			}
+			w.idle.Store(false)
 		}
-		if t.res != nil {
-			t.res.finish(err)
-		} else if err != nil {
-			p.cfg.onError(err)
+		w.handle(t)
+	}
+}
+
+// handle runs one task, or drops it, and rebuilds the resources if needed.
+func (w *worker[R]) handle(t task[R]) {
+	p := w.p
+	if w.expired.Load() {
+		w.rebuild(recycleAge, nil)
+	}
+	if p.dropping.Load() || w.scope == nil {
+		p.drop(t)
+		return
+	}
+	panicked, err := w.exec(t.fn)
+	w.done.Add(1)
+	if err != nil {
+		w.failed.Add(1)
+		if panicked {
+			w.panics.Add(1)
 		}
-		w.tasks++
-		switch {
-		case panicked || err != nil && errors.Is(err, resources.ErrBroken):
-			w.rebuild(restart, err)
-		case w.tasks == p.cfg.maxTasks:
-			w.rebuild(recycleTasks, nil)
-		}
+	}
+	if t.res != nil {
+		t.res.finish(err)
+	} else if err != nil {
+		p.cfg.onError(err)
+	}
+	w.tasks++
+	switch {
+	case panicked || err != nil && errors.Is(err, resources.ErrBroken):
+		w.rebuild(restart, err)
+	case w.tasks == p.cfg.maxTasks:
+		w.rebuild(recycleTasks, nil)
 	}
 }
 
