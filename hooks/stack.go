@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -21,6 +22,11 @@ type Stack struct {
 	mu      sync.Mutex
 	entries []entry
 	closed  bool
+
+	// While and after closing:
+	unwinding []entry // what is being closed
+	current   int     // index of the cleanup running or next; -1 when done
+	errs      []error // as they happened
 }
 
 type entry struct {
@@ -56,84 +62,100 @@ func (s *Stack) Len() int {
 //
 // Close blocks until every cleanup has returned or ctx is done, whichever
 // comes first. If ctx ends while a cleanup is still running, Close returns at
-// once with the errors of the cleanups that had already returned, joined with
-// an error that wraps [ErrStuck] and the context's cause, and names the running
-// cleanup and those behind it; the rest of the stack then runs in the
-// background as the stuck cleanup returns, and its errors are dropped. Once ctx is done, cleanups that
-// have not started still run, in order, with that ctx.
+// once what [Stack.Stuck] returns: the errors of the cleanups that had
+// already returned, joined with an error that wraps [ErrStuck] and the
+// context's cause and names the running cleanup and those behind it. The
+// rest of the stack then runs in the background as the stuck cleanup
+// returns, and its errors are dropped. Once ctx is done, cleanups that have
+// not started still run, in order, with that ctx.
 //
 // A second Close is a no-op that returns nil.
 func (s *Stack) Close(ctx context.Context) error {
-	s.mu.Lock()
-	entries := s.entries
-	s.entries, s.closed = nil, true
-	s.mu.Unlock()
+	entries := s.take()
 	if len(entries) == 0 {
 		return nil
 	}
 	if ctx.Done() == nil {
 		// Nothing can interrupt the wait, so there is no need for a goroutine.
-		return errors.Join(runAll(ctx, entries)...)
+		return s.unwind(ctx, entries)
 	}
-
-	var (
-		mu      sync.Mutex
-		current = len(entries) - 1 // the cleanup running or next, -1 when done; guarded by mu
-		errs    []error            // as they happen, guarded by mu
-		done    = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		for i := len(entries) - 1; i >= 0; i-- {
-			err := run(ctx, entries[i])
-			mu.Lock()
-			if err != nil {
-				errs = append(errs, err)
-			}
-			current = i - 1
-			mu.Unlock()
-		}
-	}()
+	done := make(chan error, 1)
+	go func() { done <- s.unwind(ctx, entries) }()
 	select {
-	case <-done:
-		return errors.Join(errs...)
+	case err := <-done:
+		return err
 	case <-ctx.Done():
 	}
 	select {
-	case <-done: // finished at the same moment: prefer the full answer
-		return errors.Join(errs...)
+	case err := <-done: // finished at the same moment: prefer the full answer
+		return err
 	default:
+		return s.Stuck(context.Cause(ctx))
 	}
-
-	mu.Lock()
-	defer mu.Unlock()
-	if current < 0 { // every cleanup has returned
-		return errors.Join(errs...)
-	}
-	stuck := &CleanupError{
-		Name: entries[current].name,
-		Err:  fmt.Errorf("%w: %w", ErrStuck, context.Cause(ctx)),
-	}
-	if current > 0 {
-		waiting := make([]string, 0, current)
-		for i := current - 1; i >= 0; i-- {
-			waiting = append(waiting, entries[i].name)
-		}
-		stuck.Waiting = waiting
-	}
-	return errors.Join(append(errs, stuck)...)
 }
 
-// runAll runs entries from last to first and returns the errors in the order
-// they happened.
-func runAll(ctx context.Context, entries []entry) []error {
-	var errs []error
-	for i := len(entries) - 1; i >= 0; i-- {
-		if err := run(ctx, entries[i]); err != nil {
-			errs = append(errs, err)
-		}
+// Unwind runs every pushed cleanup once, the last pushed first, on the
+// calling goroutine, and returns their errors joined. Unlike [Stack.Close]
+// it does not return before every cleanup has: it suits an owner whose own
+// goroutine can afford to wait, and which reports a hang with
+// [Stack.Stuck] from another goroutine. A second Unwind, or an Unwind after
+// Close, is a no-op that returns nil.
+func (s *Stack) Unwind(ctx context.Context) error {
+	entries := s.take()
+	if len(entries) == 0 {
+		return nil
 	}
-	return errs
+	return s.unwind(ctx, entries)
+}
+
+// Stuck reports, while the stack is being closed, the errors of the
+// cleanups that have returned, joined with a [*CleanupError] that wraps
+// [ErrStuck] and cause and names the cleanup running now and those waiting
+// behind it. It returns only the errors so far once every cleanup has
+// returned, and nil before the stack is closed. It does not block.
+func (s *Stack) Stuck(cause error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.current < 0 || s.current >= len(s.unwinding) {
+		return errors.Join(s.errs...)
+	}
+	stuck := &CleanupError{
+		Name: s.unwinding[s.current].name,
+		Err:  fmt.Errorf("%w: %w", ErrStuck, cause),
+	}
+	for i := s.current - 1; i >= 0; i-- {
+		stuck.Waiting = append(stuck.Waiting, s.unwinding[i].name)
+	}
+	return errors.Join(append(slices.Clone(s.errs), stuck)...)
+}
+
+// take closes the stack and returns what it held.
+func (s *Stack) take() []entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	entries := s.entries
+	s.entries, s.closed = nil, true
+	if len(entries) > 0 {
+		s.unwinding, s.current = entries, len(entries)-1
+	}
+	return entries
+}
+
+// unwind runs entries from last to first, recording progress for Stuck,
+// and returns their errors joined in the order they happened.
+func (s *Stack) unwind(ctx context.Context, entries []entry) error {
+	for i := len(entries) - 1; i >= 0; i-- {
+		err := run(ctx, entries[i])
+		s.mu.Lock()
+		if err != nil {
+			s.errs = append(s.errs, err)
+		}
+		s.current = i - 1
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Join(s.errs...)
 }
 
 // run calls one cleanup, turning a panic into an error.

@@ -493,3 +493,12 @@ func (s *Scope[R]) Value() R { return s.value }
 // deadline even if a cleanup hangs; see [hooks.Stack.Close]. A second Close
 // is a no-op.
 func (s *Scope[R]) Close(ctx context.Context) error { return s.stack.Close(ctx) }
+
+// Unwind closes the scope's resources as Close does, but on the calling
+// goroutine and without returning before every cleanup has; see
+// [hooks.Stack.Unwind]. Stuck reports its progress meanwhile.
+func (s *Scope[R]) Unwind(ctx context.Context) error { return s.stack.Unwind(ctx) }
+
+// Stuck reports which cleanup a Close or Unwind in progress is running;
+// see [hooks.Stack.Stuck]. It does not block.
+func (s *Scope[R]) Stuck(cause error) error { return s.stack.Stuck(cause) }

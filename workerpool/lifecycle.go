@@ -253,12 +253,7 @@ func (p *Pool[R]) waitWorkers(ctx context.Context, op string) error {
 		default:
 		}
 		if w.phase.Load() == phaseClosing {
-			// Closing is bounded by ctx: the worker returns at once, with an
-			// error naming the stuck resource.
-			<-w.exited
-			if w.err != nil {
-				errs = append(errs, fmt.Errorf("worker %d: %w", w.id, w.err))
-			}
+			errs = append(errs, fmt.Errorf("%s: worker %d: %w", op, w.id, w.closing.Load().Stuck(context.Cause(ctx))))
 			continue
 		}
 		errs = append(errs, fmt.Errorf("%s: worker %d: stuck %s: %w", op, w.id, w.doing(), context.Cause(ctx)))

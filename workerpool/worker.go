@@ -32,7 +32,8 @@ type worker[R any] struct {
 	aging Timer // flags expired once the resources reach MaxWorkerAge
 
 	phase   atomic.Int32
-	idle    atomic.Bool // parked, waiting for a task
+	closing atomic.Pointer[resources.Scope[R]] // the scope being closed, for reports
+	idle    atomic.Bool                        // parked, waiting for a task
 	done    atomic.Uint64
 	failed  atomic.Uint64
 	panics  atomic.Uint64
@@ -121,14 +122,17 @@ func (w *worker[R]) open(ctx context.Context) error {
 	return nil
 }
 
+// close closes the worker's resources on its own goroutine; a stop that
+// runs out of time reports a hang through w.closing.
 func (w *worker[R]) close(ctx context.Context) {
+	w.closing.Store(w.scope)
 	prev := w.phase.Swap(phaseClosing)
 	began := w.p.cfg.clock.Now()
 	if w.aging != nil {
 		w.aging.Stop()
 		w.aging = nil
 	}
-	err := w.scope.Close(ctx)
+	err := w.scope.Unwind(ctx)
 	w.scope = nil
 	w.p.record(WorkerClosed{Worker: w.identity(), Took: w.p.cfg.clock.Now().Sub(began), Err: err})
 	if err != nil {
