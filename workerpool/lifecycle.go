@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/fx"
@@ -28,21 +30,42 @@ func (p *Pool[R]) doStart(ctx context.Context) error {
 	defer cancelOpen(nil)
 
 	var (
-		sem   = make(chan struct{}, p.cfg.startConcurrency)
-		ready = make(chan openResult, n) // buffered: a worker never waits to report
+		ready = make(chan openResult, n) // buffered: an opener never waits to report
 		open  = make(chan struct{})      // closed once p.serving is set
+		next  atomic.Int64               // the next worker to open
+		// Openers open workers one after another. There are GOMAXPROCS at
+		// first, and twice as many each time a tick passes in which fewer
+		// opens finished than there are openers: a few suffice for quick
+		// opens, whose reflection then grows a few goroutine stacks instead
+		// of one per worker; slow opens soon get one opener each.
+		openers int
+		spawn   = func(k int) {
+			for ; k > 0 && openers < p.cfg.startConcurrency && int(next.Load()) < n; k-- {
+				openers++
+				go p.opener(openCtx, &next, ready, open)
+			}
+		}
+		tick = time.NewTicker(50 * time.Microsecond)
 	)
-	for _, w := range p.workers {
-		go w.run(openCtx, sem, ready, open)
-	}
+	defer tick.Stop()
+	spawn(runtime.GOMAXPROCS(0))
 
 	var (
 		firstErr error
 		failed   int
+		done     int // opens finished
+		ticked   int // opens finished at the last tick
 	)
-	for range n {
+	for done < n {
 		select {
+		case <-tick.C:
+			if done-ticked < openers {
+				spawn(openers)
+			}
+			ticked = done
+			continue
 		case r := <-ready:
+			done++
 			if r.err != nil {
 				failed++
 				if firstErr == nil {
@@ -66,6 +89,7 @@ func (p *Pool[R]) doStart(ctx context.Context) error {
 	// Roll back: every worker closes what it opened. fx would roll back
 	// with ctx, which may have expired, so the budget is a fresh one.
 	cancelOpen(firstErr)
+	spawn(n) // workers no opener reached yet give up at once
 	close(open)
 	rollback, cancel := rollbackContext(ctx, began)
 	defer cancel()

@@ -64,23 +64,30 @@ func (w *worker[R]) doing() string {
 	return "exiting"
 }
 
-// run opens the worker's resources, waits for the start's verdict, then
-// either closes them again or hands over to a fresh goroutine that serves
-// until the pool stops: the open's reflection grows the stack of the
-// goroutine that runs it, and an idle worker should not keep that stack.
-func (w *worker[R]) run(ctx context.Context, sem chan struct{}, ready chan<- openResult, open <-chan struct{}) {
-	p := w.p
-
-	var err error
-	select {
-	case sem <- struct{}{}:
-		err = w.open(ctx)
-		<-sem
-	case <-ctx.Done():
-		err = context.Cause(ctx)
+// opener opens workers, one after another, until none is left. Each
+// opened worker waits for the start's verdict on a goroutine of its own:
+// the open's reflection grew the opener's stack, and an idle worker should
+// not keep such a stack.
+func (p *Pool[R]) opener(ctx context.Context, next *atomic.Int64, ready chan<- openResult, open <-chan struct{}) {
+	for {
+		i := int(next.Add(1) - 1)
+		if i >= len(p.workers) {
+			return
+		}
+		w := p.workers[i]
+		err := context.Cause(ctx)
+		if err == nil {
+			err = w.open(ctx)
+		}
+		ready <- openResult{id: w.id, err: err}
+		go w.run(ctx, open)
 	}
-	ready <- openResult{id: w.id, err: err}
+}
 
+// run waits for the start's verdict, then serves until the pool stops and
+// closes the worker's resources, or closes them at once if the start failed.
+func (w *worker[R]) run(ctx context.Context, open <-chan struct{}) {
+	p := w.p
 	<-open
 	if !p.serving.Load() {
 		if w.scope != nil {
@@ -91,13 +98,11 @@ func (w *worker[R]) run(ctx context.Context, sem chan struct{}, ready chan<- ope
 		return
 	}
 	w.phase.Store(phaseServing)
-	go func() {
-		w.serve()
-		if w.scope != nil {
-			w.close(p.stopCtx)
-		}
-		w.exit()
-	}()
+	w.serve()
+	if w.scope != nil {
+		w.close(p.stopCtx)
+	}
+	w.exit()
 }
 
 func (w *worker[R]) exit() {
