@@ -51,6 +51,7 @@ type counters struct {
 // indexRun is the app-scoped state of one index run, supplied to fx.
 type indexRun struct {
 	opts      *options
+	db        string // the database file, absolute
 	batchRows int
 	c         counters
 	rep       *reporter
@@ -122,7 +123,7 @@ func runIndex(ctx context.Context, o *options, log *zap.Logger, stderr io.Writer
 	defer cancelWalk(nil)
 
 	run := &indexRun{
-		opts: o, batchRows: batchRows, hold: hold,
+		opts: o, db: dbFile, batchRows: batchRows, hold: hold,
 		rep:     &reporter{w: stderr},
 		walkCtx: walkCtx, cancel: cancelWalk,
 	}
@@ -167,7 +168,7 @@ func runIndex(ctx context.Context, o *options, log *zap.Logger, stderr io.Writer
 	countDone := make(chan struct{})
 	go func() {
 		defer close(countDone)
-		cw := &walker{follow: o.follow, noStat: !prog.drawn(), v: &countVisitor{c: &run.c}}
+		cw := &walker{follow: o.follow, noStat: !prog.drawn(), skip: dbFiles(run.db), v: &countVisitor{c: &run.c}}
 		for _, r := range roots {
 			if cw.walk(countCtx, r) != nil {
 				return
@@ -297,7 +298,7 @@ func walkIndex(ctx context.Context, run *indexRun, pool *workerpool.Pool[indexDe
 		run: run, pool: pool, conn: conn, lookup: lookup, log: log,
 		visited: make(map[string]struct{}), failed: make(map[string]struct{}),
 	}
-	w := &walker{follow: run.opts.follow, v: v}
+	w := &walker{follow: run.opts.follow, skip: dbFiles(run.db), v: v}
 	for _, r := range roots {
 		if err := w.walk(ctx, r); err != nil {
 			return errors.Join(err, v.flushDeletes(context.WithoutCancel(ctx)))

@@ -712,3 +712,20 @@ func TestRunInProcess(t *testing.T) {
 		t.Errorf("verify --quiet printed %q, %q", out.String(), errb.String())
 	}
 }
+
+// TestDatabaseInsideTheTreeIsNotIndexed: the README's `fxsum .` keeps its
+// database in the tree it indexes; the database changes while it would be
+// hashed, so fxsum leaves it and SQLite's side files out.
+func TestDatabaseInsideTheTreeIsNotIndexed(t *testing.T) {
+	tr := genTree(t, 20)
+	for range 2 {
+		mustOK(t, fxsum(t, tr.root, nil, "."))
+	}
+	dbFile := filepath.Join(tr.root, "fxsum.db")
+	checkIndex(t, dbFile, tr)
+	r := mustOK(t, fxsum(t, tr.root, nil, "manifest"))
+	if strings.Contains(r.stdout, "fxsum.db") {
+		t.Errorf("manifest lists the database:\n%s", r.stdout)
+	}
+	sha256sumCheck(t, tr.root, r.stdout, len(tr.files))
+}

@@ -41,7 +41,15 @@ type walker struct {
 	follow bool
 	// noStat skips the lstat of regular files: file gets a nil FileInfo.
 	noStat bool
-	v      visitor
+	// skip holds paths never to visit: the index's own database files,
+	// which change while they are hashed.
+	skip map[string]bool
+	v    visitor
+}
+
+// dbFiles lists a SQLite database file and the files SQLite keeps beside it.
+func dbFiles(db string) map[string]bool {
+	return map[string]bool{db: true, db + "-wal": true, db + "-shm": true, db + "-journal": true}
 }
 
 // walk visits root. A root that is a symbolic link is followed. It returns
@@ -139,6 +147,8 @@ func (w *walker) walkDir(ctx context.Context, dir string, ancestors []fileID) er
 func (w *walker) entry(ctx context.Context, dir, path string, e fs.DirEntry, subdirs *[]string) error {
 	t := e.Type()
 	switch {
+	case w.skip[path]:
+		return nil
 	case t.IsDir():
 		*subdirs = append(*subdirs, path)
 		return nil
