@@ -181,7 +181,9 @@ func (p *Pool[R]) sweep() {
 	for {
 		select {
 		case t := <-p.q:
-			p.drop(t)
+			if t.fn != nil { // no pill is left when the queue is swept
+				p.drop(t)
+			}
 		default:
 			return
 		}
@@ -219,24 +221,41 @@ func (p *Pool[R]) doStop(ctx context.Context) error {
 		cancelAt = budget / 2
 	}
 	defer cancel()
-	p.stopCtx = own // read by workers once quit is closed
+	p.stopCtx = own // read by workers once they take their pill
 	p.refuse()
 	if p.cfg.stopPolicy == Cancel {
 		p.cancelTasks()
 	}
-	close(p.quit)
 	if !p.serving.Load() { // never started, or the start failed and rolled back
 		p.finalSweep()
 		return nil
 	}
+	// The finisher queues one pill per worker, behind the tasks already
+	// queued, waits for every worker to exit, and sweeps what late
+	// submitters queued behind the pills. It outlives a stop that runs
+	// out of time only as long as a stuck task or cleanup does.
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for range p.workers {
+			p.q <- task[R]{}
+		}
+		for _, w := range p.workers {
+			<-w.exited
+		}
+		p.finalSweep()
+	}()
 
 	if cancelAt >= 0 {
 		t := time.AfterFunc(cancelAt, p.cancelTasks)
 		defer t.Stop()
 	}
+	select {
+	case <-finished:
+	case <-own.Done():
+	}
 	err := p.waitWorkers(own, "stop")
 	p.cancelTasks()
-	p.finalSweep()
 	if err != nil {
 		err = fmt.Errorf("workerpool: pool %q: %w", p.name, err)
 	}

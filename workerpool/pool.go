@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,7 +47,6 @@ type Pool[R any] struct {
 	closed      atomic.Bool   // refusing new tasks
 	closing     chan struct{} // closed with closed: wakes blocked submitters
 	closingOnce sync.Once
-	quit        chan struct{} // closed by Stop: workers exit once the queue is empty
 	swept       atomic.Bool   // the stop swept the queue for the last time
 	onDropped   func(func(context.Context, R) error)
 
@@ -69,7 +69,8 @@ type Pool[R any] struct {
 	startErr, stopErr   error
 }
 
-// task is one submitted task. res, if not nil, is told its outcome.
+// task is one submitted task. res, if not nil, is told its outcome. A task
+// with a nil fn is the stop's pill: the worker that takes it exits.
 type task[R any] struct {
 	fn  func(context.Context, R) error
 	res outcome
@@ -92,7 +93,6 @@ func newPool[R any](name string, cfg config, plan *resources.Plan[R], ext []refl
 		sd:      sd,
 		q:       make(chan task[R], cfg.queue),
 		closing: make(chan struct{}),
-		quit:    make(chan struct{}),
 	}
 	p.runCtx, p.cancelRun = context.WithCancelCause(context.Background())
 	p.workers = make([]*worker[R], cfg.workers)
@@ -199,16 +199,34 @@ func (p *Pool[R]) enqueue(ctx context.Context, t task[R]) error {
 	select {
 	case p.q <- t:
 	default:
-		select {
-		case p.q <- t:
-		case <-p.closing:
-			return ErrClosed
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := p.enqueueSlow(ctx, t); err != nil {
+			return err
 		}
 	}
 	p.rescueLate()
 	return nil
+}
+
+// enqueueSlow waits for room in the queue. It first yields a few times, as
+// a mutex spins: a worker is usually about to take a task, and parking in a
+// select costs more than the wait.
+func (p *Pool[R]) enqueueSlow(ctx context.Context, t task[R]) error {
+	for range 4 {
+		runtime.Gosched()
+		select {
+		case p.q <- t:
+			return nil
+		default:
+		}
+	}
+	select {
+	case p.q <- t:
+		return nil
+	case <-p.closing:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // rescueLate reports the tasks of late submitters that reached the queue
@@ -322,7 +340,7 @@ func (p *Pool[R]) Stats() Stats {
 		case phaseClosing:
 			s.Closing++
 		}
-		if w.phase.Load() == phaseServing && started && !w.idle.Load() {
+		if w.busy() {
 			s.Busy++
 		}
 		s.Done += w.done.Load()

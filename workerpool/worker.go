@@ -33,7 +33,7 @@ type worker[R any] struct {
 
 	phase   atomic.Int32
 	closing atomic.Pointer[resources.Scope[R]] // the scope being closed, for reports
-	idle    atomic.Bool                        // parked, waiting for a task
+	started atomic.Uint64                      // tasks begun; busy while above done
 	done    atomic.Uint64
 	failed  atomic.Uint64
 	panics  atomic.Uint64
@@ -42,6 +42,9 @@ type worker[R any] struct {
 	err    error // teardown error, written before exited is closed
 	exited chan struct{}
 }
+
+// busy reports whether the worker is running a task.
+func (w *worker[R]) busy() bool { return w.started.Load() != w.done.Load() }
 
 func (w *worker[R]) identity() resources.Worker {
 	return resources.Worker{Pool: w.p.name, ID: w.id, Generation: w.gen}
@@ -52,7 +55,7 @@ func (w *worker[R]) doing() string {
 	case phaseOpening:
 		return "opening its resources"
 	case phaseServing:
-		if !w.idle.Load() {
+		if w.busy() {
 			return "in a task that ignores its context"
 		}
 		return "serving"
@@ -146,22 +149,15 @@ func (w *worker[R]) close(ctx context.Context) {
 	w.phase.Store(prev)
 }
 
-// serve runs tasks until the pool stops and the queue is empty.
+// serve runs tasks until it takes the stop's pill: the stop queues one
+// pill per worker behind the tasks already queued, so every one of those
+// runs first (or is dropped, if the stop cancels them).
 func (w *worker[R]) serve() {
 	p := w.p
 	for {
-		var t task[R]
-		select {
-		case t = <-p.q:
-		default: // nothing queued: park until there is, or the pool stops
-			w.idle.Store(true)
-			select {
-			case t = <-p.q:
-			case <-p.quit:
-				w.idle.Store(false)
-				return
-			}
-			w.idle.Store(false)
+		t := <-p.q
+		if t.fn == nil {
+			return
 		}
 		w.handle(t)
 	}
@@ -177,6 +173,7 @@ func (w *worker[R]) handle(t task[R]) {
 		p.drop(t)
 		return
 	}
+	w.started.Add(1)
 	panicked, err := w.exec(t.fn)
 	w.done.Add(1)
 	if err != nil {
