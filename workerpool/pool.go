@@ -47,7 +47,7 @@ type Pool[R any] struct {
 	closed      atomic.Bool   // refusing new tasks
 	closing     chan struct{} // closed with closed: wakes blocked submitters
 	closingOnce sync.Once
-	swept       atomic.Bool   // the stop swept the queue for the last time
+	swept       atomic.Bool // the stop swept the queue for the last time
 	onDropped   func(func(context.Context, R) error)
 
 	runCtx    context.Context // the context of tasks
