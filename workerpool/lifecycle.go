@@ -23,6 +23,9 @@ func (p *Pool[R]) start(ctx context.Context) error {
 func (p *Pool[R]) doStart(ctx context.Context) error {
 	began := time.Now()
 	n := p.cfg.workers
+	if p.elastic != nil {
+		n = p.cfg.minWorkers
+	}
 	if p.closed.Load() {
 		return fmt.Errorf("workerpool: pool %q: start: %w", p.name, ErrClosed)
 	}
@@ -42,7 +45,7 @@ func (p *Pool[R]) doStart(ctx context.Context) error {
 		spawn   = func(k int) {
 			for ; k > 0 && openers < p.cfg.startConcurrency && int(next.Load()) < n; k-- {
 				openers++
-				go p.opener(openCtx, &next, ready, open)
+				go p.opener(openCtx, n, &next, ready, open)
 			}
 		}
 		tick = time.NewTicker(50 * time.Microsecond)
@@ -80,6 +83,13 @@ func (p *Pool[R]) doStart(ctx context.Context) error {
 		break
 	}
 	if firstErr == nil {
+		if e := p.elastic; e != nil {
+			e.live = n
+			go p.grower()
+		}
+		for _, w := range p.workers[:n] {
+			w.phase.Store(phaseServing) // before Start returns: Stats counts it
+		}
 		p.serving.Store(true)
 		close(open)
 		p.record(PoolStarted{Pool: p.name, Workers: n, Took: time.Since(began)})
@@ -234,10 +244,14 @@ func (p *Pool[R]) doStop(ctx context.Context) error {
 	// queued, waits for every worker to exit, and sweeps what late
 	// submitters queued behind the pills. It outlives a stop that runs
 	// out of time only as long as a stuck task or cleanup does.
+	live := len(p.workers)
+	if p.elastic != nil {
+		live = p.stopGrowing()
+	}
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		for range p.workers {
+		for range live {
 			p.q <- task[R]{}
 		}
 		for _, w := range p.workers {

@@ -36,12 +36,15 @@ type config struct {
 	stopPolicy       StopPolicy
 	clock            Clock
 	events           func(Event)
+	minWorkers       int           // -1: fixed size; else Elastic's min
+	idle             time.Duration // Elastic's idle timeout
 }
 
 func newConfig(opts []Option) (config, error) {
 	c := config{
 		workers:    runtime.GOMAXPROCS(0),
 		queue:      -1,
+		minWorkers: -1,
 		backoffMin: 10 * time.Millisecond,
 		backoffMax: 5 * time.Second,
 		clock:      systemClock{},
@@ -56,6 +59,9 @@ func newConfig(opts []Option) (config, error) {
 	}
 	if c.queue < 0 {
 		c.queue = 4 * c.workers
+	}
+	if c.minWorkers == c.workers {
+		c.minWorkers = -1 // Elastic(n, n, d) is a fixed pool
 	}
 	if c.startConcurrency == 0 || c.startConcurrency > c.workers {
 		c.startConcurrency = c.workers
@@ -73,7 +79,7 @@ func (o workersOption) apply(c *config) error {
 	if o < 1 {
 		return fmt.Errorf("must be at least 1")
 	}
-	c.workers = int(o)
+	c.workers, c.minWorkers = int(o), -1
 	return nil
 }
 
@@ -361,3 +367,28 @@ func (o eventsOption) apply(c *config) error {
 }
 
 func (eventsOption) String() string { return "workerpool.Events(...)" }
+
+// Elastic sizes the pool on demand: it opens min workers when it starts,
+// opens more — up to max, each with its own resources — while tasks wait
+// and no worker is idle, and closes a worker above min once it has been
+// idle for idle. Opening happens on the new worker's goroutine, never on a
+// submitter's. Elastic and [Workers] replace each other: the last given
+// wins. 0 <= min <= max, max >= 1 and idle > 0.
+func Elastic(min, max int, idle time.Duration) Option { return elasticOption{min, max, idle} }
+
+type elasticOption struct {
+	min, max int
+	idle     time.Duration
+}
+
+func (o elasticOption) apply(c *config) error {
+	if o.min < 0 || o.max < 1 || o.min > o.max || o.idle <= 0 {
+		return fmt.Errorf("want 0 <= min <= max, max >= 1 and idle > 0")
+	}
+	c.workers, c.minWorkers, c.idle = o.max, o.min, o.idle
+	return nil
+}
+
+func (o elasticOption) String() string {
+	return fmt.Sprintf("workerpool.Elastic(%d, %d, %v)", o.min, o.max, o.idle)
+}

@@ -55,7 +55,8 @@ type Pool[R any] struct {
 	dropping  atomic.Bool // queued tasks are reported as not run instead of run
 	stopCtx   context.Context
 
-	workers  []*worker[R] // fixed at construction
+	workers  []*worker[R] // fixed at construction: the slots of an elastic pool
+	elastic  *elastic     // nil for a pool of fixed size
 	serving  atomic.Bool  // the start succeeded; set before the workers are told
 	dropped  atomic.Uint64
 	restarts atomic.Uint64
@@ -98,6 +99,13 @@ func newPool[R any](name string, cfg config, plan *resources.Plan[R], ext []refl
 	p.workers = make([]*worker[R], cfg.workers)
 	for i := range p.workers {
 		p.workers[i] = &worker[R]{p: p, id: i, exited: make(chan struct{})}
+	}
+	if cfg.minWorkers >= 0 {
+		p.elastic = newElastic()
+		for _, w := range p.workers[cfg.minWorkers:] {
+			w.phase.Store(phaseVacant)
+			close(w.exited)
+		}
 	}
 	if cfg.events != nil || p.log.Core().Enabled(zap.DebugLevel) {
 		p.plan = plan.Observe(func(e resources.Event) {
@@ -143,6 +151,9 @@ func (p *Pool[R]) TryGo(task func(context.Context, R) error) bool {
 	}
 	select {
 	case p.q <- taskOf(task, nil):
+		if e := p.elastic; e != nil && e.idle.Load() == 0 {
+			e.wake()
+		}
 		p.rescueLate()
 		return true
 	default:
@@ -202,6 +213,9 @@ func (p *Pool[R]) enqueue(ctx context.Context, t task[R]) error {
 		if err := p.enqueueSlow(ctx, t); err != nil {
 			return err
 		}
+	}
+	if e := p.elastic; e != nil && e.idle.Load() == 0 {
+		e.wake()
 	}
 	p.rescueLate()
 	return nil

@@ -18,6 +18,7 @@ const (
 	phaseRebuilding
 	phaseClosing
 	phaseExited
+	phaseVacant // an elastic pool's slot with no worker
 )
 
 // worker is one goroutine and its resources. Fields without atomics belong
@@ -71,10 +72,10 @@ func (w *worker[R]) doing() string {
 // opened worker waits for the start's verdict on a goroutine of its own:
 // the open's reflection grew the opener's stack, and an idle worker should
 // not keep such a stack.
-func (p *Pool[R]) opener(ctx context.Context, next *atomic.Int64, ready chan<- openResult, open <-chan struct{}) {
+func (p *Pool[R]) opener(ctx context.Context, n int, next *atomic.Int64, ready chan<- openResult, open <-chan struct{}) {
 	for {
 		i := int(next.Add(1) - 1)
-		if i >= len(p.workers) {
+		if i >= n {
 			return
 		}
 		w := p.workers[i]
@@ -101,6 +102,10 @@ func (w *worker[R]) run(ctx context.Context, open <-chan struct{}) {
 		return
 	}
 	w.phase.Store(phaseServing)
+	if p.elastic != nil {
+		w.serveElastic()
+		return
+	}
 	w.serve()
 	if w.scope != nil {
 		w.close(p.stopCtx)
@@ -233,6 +238,13 @@ func (w *worker[R]) rebuild(why rebuildReason, cause error) {
 	// The close is not cancelled with the tasks: a batch must still commit.
 	w.close(context.WithoutCancel(p.runCtx))
 	w.err = nil // recorded as a WorkerClosed event
+	w.reopen(why, cause)
+}
+
+// reopen opens a fresh generation of the worker's resources, backing off
+// while the open fails, until it succeeds or the pool stops.
+func (w *worker[R]) reopen(why rebuildReason, cause error) {
+	p := w.p
 	backoff := p.cfg.backoffMin
 	for {
 		if why == restart && !p.countRestart() {
