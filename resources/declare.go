@@ -55,6 +55,22 @@ type nameOption string
 func (o nameOption) apply(c *ctor)  { c.name = string(o) }
 func (o nameOption) String() string { return fmt.Sprintf("resources.Name(%q)", string(o)) }
 
+// Check gives the resource a health check: a pool that checks idle workers
+// (see workerpool.CheckIdle) runs it before handing the resource to a task
+// after the worker has been idle, and rebuilds the worker's resources if
+// it fails, like Commons Pool's testOnBorrow. T must be the type the
+// constructor returns.
+func Check[T any](check func(context.Context, T) error) Option { return checkOption[T]{check} }
+
+type checkOption[T any] struct {
+	f func(context.Context, T) error
+}
+
+func (o checkOption[T]) apply(c *ctor) { c.check = reflect.ValueOf(o.f) }
+func (o checkOption[T]) String() string {
+	return fmt.Sprintf("resources.Check[%v](...)", reflect.TypeFor[T]())
+}
+
 // Declaration is a per-worker resource constructor, made by [PerWorker].
 // The zero Declaration is invalid.
 type Declaration struct {
@@ -88,11 +104,20 @@ func PerWorker(constructor any, opts ...Option) Declaration {
 	if c.name == "" {
 		return Declaration{err: fmt.Errorf("%w: %v: empty resources.Name", ErrInvalidConstructor, c)}
 	}
+	if c.check.IsValid() {
+		if want := c.check.Type().In(1); want != c.out {
+			return Declaration{err: fmt.Errorf("%w: %v: resources.Check takes %v, not %v", ErrInvalidConstructor, c, want, c.out)}
+		}
+		if c.check.IsNil() {
+			return Declaration{err: fmt.Errorf("%w: %v: nil resources.Check", ErrInvalidConstructor, c)}
+		}
+	}
 	return Declaration{c: c}
 }
 
 // ctor is an analysed constructor.
 type ctor struct {
+	check   reflect.Value // a func(context.Context, T) error, if any
 	fn      reflect.Value
 	name    string // the resource's name in logs and errors
 	where   string // the function and its file:line

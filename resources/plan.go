@@ -357,6 +357,9 @@ func (p *Plan[R]) Open(ctx context.Context, w Worker, ext []reflect.Value) (*Sco
 			return nil, errors.Join(err, s.Close(context.WithoutCancel(ctx)))
 		}
 		vals[i] = v
+		if c.check.IsValid() {
+			s.checks = append(s.checks, check{name: c.name, fn: c.check, v: v})
+		}
 		if cleanup != nil {
 			if err := s.stack.Push(c.name, cleanup); err != nil {
 				return nil, err // unreachable: s is not shared yet
@@ -480,6 +483,7 @@ func isNil(v reflect.Value) bool {
 
 // Scope holds one worker's open resources.
 type Scope[R any] struct {
+	checks []check // in open order
 	value R
 	stack hooks.Stack
 }
@@ -493,6 +497,38 @@ func (s *Scope[R]) Value() R { return s.value }
 // deadline even if a cleanup hangs; see [hooks.Stack.Close]. A second Close
 // is a no-op.
 func (s *Scope[R]) Close(ctx context.Context) error { return s.stack.Close(ctx) }
+
+// check is a resource's health check, bound to its value.
+type check struct {
+	name string
+	fn   reflect.Value
+	v    reflect.Value
+}
+
+// Check runs the health checks of the scope's resources (see [Check]), in
+// open order, and returns the first failure, naming its resource. A panic
+// is a failure. It blocks while the checks run.
+func (s *Scope[R]) Check(ctx context.Context) error {
+	for _, c := range s.checks {
+		if err := c.run(ctx); err != nil {
+			return fmt.Errorf("resources: check %s: %w", c.name, err)
+		}
+	}
+	return nil
+}
+
+func (c check) run(ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &hooks.PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	out := c.fn.Call([]reflect.Value{reflect.ValueOf(&ctx).Elem(), c.v})
+	if e := out[0]; !e.IsNil() {
+		return e.Interface().(error)
+	}
+	return nil
+}
 
 // Unwind closes the scope's resources as Close does, but on the calling
 // goroutine and without returning before every cleanup has; see

@@ -38,6 +38,7 @@ type config struct {
 	events           func(Event)
 	minWorkers       int           // -1: fixed size; else Elastic's min
 	idle             time.Duration // Elastic's idle timeout
+	checkIdle        time.Duration // 0: no health checks
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -392,3 +393,21 @@ func (o elasticOption) apply(c *config) error {
 func (o elasticOption) String() string {
 	return fmt.Sprintf("workerpool.Elastic(%d, %d, %v)", o.min, o.max, o.idle)
 }
+
+// CheckIdle makes a worker that has waited for a task longer than d run
+// its resources' health checks (see resources.Check) before the task. If a
+// check fails, the worker rebuilds its resources first, as after
+// resources.ErrBroken; the rebuild counts toward [MaxRestarts].
+func CheckIdle(d time.Duration) Option { return checkIdleOption(d) }
+
+type checkIdleOption time.Duration
+
+func (o checkIdleOption) apply(c *config) error {
+	if o <= 0 {
+		return fmt.Errorf("must be positive")
+	}
+	c.checkIdle = time.Duration(o)
+	return nil
+}
+
+func (o checkIdleOption) String() string { return fmt.Sprintf("workerpool.CheckIdle(%v)", time.Duration(o)) }

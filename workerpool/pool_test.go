@@ -638,3 +638,61 @@ func TestMap(t *testing.T) {
 		}
 	})
 }
+
+func TestCheckIdleRebuildsAfterAFailedCheck(t *testing.T) {
+	var (
+		j       journal
+		clock   = fakeclock.New()
+		healthy atomic.Bool
+		checks  atomic.Int32
+	)
+	healthy.Store(true)
+	p, app := start[*Conn](t,
+		workerpool.Workers(1),
+		workerpool.WithClock(clock),
+		workerpool.CheckIdle(time.Minute),
+		workerpool.Resources(resources.PerWorker(func(w resources.Worker) (*Conn, func(), error) {
+			j.add("open g" + itoa(w.Generation))
+			return &Conn{gen: w.Generation}, func() { j.add("close g" + itoa(w.Generation)) }, nil
+		}, resources.Check(func(_ context.Context, c *Conn) error {
+			checks.Add(1)
+			if !healthy.Load() {
+				return errors.New("server went away")
+			}
+			return nil
+		}))),
+	)
+	gen := func() int {
+		f, err := workerpool.Submit(t.Context(), p, func(_ context.Context, c *Conn) (int, error) { return c.gen, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := f.Wait(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	gen()
+	if n := checks.Load(); n != 0 {
+		t.Errorf("%d checks without idling, want 0", n)
+	}
+	// Idle past the limit while healthy: checked, kept.
+	clock.Add(2 * time.Minute)
+	if g := gen(); g != 0 || checks.Load() != 1 {
+		t.Errorf("after a passed check: generation %d, %d checks; want 0 and 1", g, checks.Load())
+	}
+	// Idle past the limit while broken: checked, rebuilt before the task.
+	healthy.Store(false)
+	clock.Add(2 * time.Minute)
+	if g := gen(); g != 1 {
+		t.Errorf("after a failed check: generation %d, want 1", g)
+	}
+	app.RequireStop()
+	if got, want := j.String(), "open g0,close g0,open g1,close g1"; got != want {
+		t.Errorf("journal %q, want %q", got, want)
+	}
+	if s := p.Stats(); s.Restarts != 1 {
+		t.Errorf("Restarts = %d, want 1", s.Restarts)
+	}
+}

@@ -29,8 +29,11 @@ type worker[R any] struct {
 	gen   int
 	scope *resources.Scope[R]
 	r     R
-	tasks int   // tasks run since the resources opened
-	aging Timer // flags expired once the resources reach MaxWorkerAge
+	tasks int // tasks run since the resources opened
+	// lastDone is when the last task ended or the resources opened, kept
+	// for CheckIdle only.
+	lastDone time.Time
+	aging    Timer // flags expired once the resources reach MaxWorkerAge
 
 	phase   atomic.Int32
 	closing atomic.Pointer[resources.Scope[R]] // the scope being closed, for reports
@@ -128,6 +131,9 @@ func (w *worker[R]) open(ctx context.Context) error {
 		return err
 	}
 	w.scope, w.r, w.tasks = scope, scope.Value(), 0
+	if p.cfg.checkIdle > 0 {
+		w.lastDone = p.cfg.clock.Now()
+	}
 	if p.cfg.maxAge > 0 {
 		w.expired.Store(false)
 		w.aging = p.cfg.clock.AfterFunc(p.cfg.maxAge, func() { w.expired.Store(true) })
@@ -174,6 +180,9 @@ func (w *worker[R]) handle(t task[R]) {
 	if w.expired.Load() {
 		w.rebuild(recycleAge, nil)
 	}
+	if p.cfg.checkIdle > 0 && !p.dropping.Load() {
+		w.checkIfIdle()
+	}
 	if p.dropping.Load() || w.scope == nil {
 		p.drop(t)
 		return
@@ -181,6 +190,9 @@ func (w *worker[R]) handle(t task[R]) {
 	w.started.Add(1)
 	panicked, err := w.exec(t.fn)
 	w.done.Add(1)
+	if p.cfg.checkIdle > 0 {
+		w.lastDone = p.cfg.clock.Now() // before the submitter hears
+	}
 	if err != nil {
 		w.failed.Add(1)
 		if panicked {
@@ -215,6 +227,19 @@ func newPanicError(r any) *PanicError {
 	return &PanicError{Value: r, Stack: debug.Stack()}
 }
 
+// checkIfIdle runs the resources' health checks if the worker's last task
+// (or its open) ended more than CheckIdle ago, and rebuilds them if one
+// fails.
+func (w *worker[R]) checkIfIdle() {
+	p := w.p
+	if w.scope == nil || p.cfg.clock.Now().Sub(w.lastDone) <= p.cfg.checkIdle {
+		return
+	}
+	if err := w.scope.Check(p.runCtx); err != nil {
+		w.rebuild(failedCheck, err)
+	}
+}
+
 // Why a worker rebuilds its resources.
 type rebuildReason int
 
@@ -222,10 +247,11 @@ const (
 	restart      rebuildReason = iota // a panic or ErrBroken
 	recycleTasks                      // MaxTasksPerWorker
 	recycleAge                        // MaxWorkerAge
+	failedCheck                       // a health check after idling
 )
 
 func (r rebuildReason) String() string {
-	return [...]string{"restart", "max tasks per worker", "max worker age"}[r]
+	return [...]string{"restart", "max tasks per worker", "max worker age", "failed check"}[r]
 }
 
 // rebuild closes the worker's resources and opens fresh ones, backing off
@@ -247,13 +273,13 @@ func (w *worker[R]) reopen(why rebuildReason, cause error) {
 	p := w.p
 	backoff := p.cfg.backoffMin
 	for {
-		if why == restart && !p.countRestart() {
+		if (why == restart || why == failedCheck) && !p.countRestart() {
 			return // the pool failed: the worker drops what it takes
 		}
 		w.gen++
 		err := w.open(p.runCtx)
 		if err == nil {
-			if why == restart {
+			if why == restart || why == failedCheck {
 				p.restarts.Add(1)
 			} else {
 				p.recycles.Add(1)
