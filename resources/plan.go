@@ -484,8 +484,8 @@ func isNil(v reflect.Value) bool {
 // Scope holds one worker's open resources.
 type Scope[R any] struct {
 	checks []check // in open order
-	value R
-	stack hooks.Stack
+	value  R
+	stack  hooks.Stack
 }
 
 // Value returns the task parameter built from the scope's resources. It

@@ -410,4 +410,6 @@ func (o checkIdleOption) apply(c *config) error {
 	return nil
 }
 
-func (o checkIdleOption) String() string { return fmt.Sprintf("workerpool.CheckIdle(%v)", time.Duration(o)) }
+func (o checkIdleOption) String() string {
+	return fmt.Sprintf("workerpool.CheckIdle(%v)", time.Duration(o))
+}
