@@ -39,6 +39,13 @@ type config struct {
 	minWorkers       int           // -1: fixed size; else Elastic's min
 	idle             time.Duration // Elastic's idle timeout
 	checkIdle        time.Duration // 0: no health checks
+	configFrom       configFrom
+}
+
+// configFrom is what OptionsFrom asks of the fx graph.
+type configFrom struct {
+	t reflect.Type
+	f func(any) []Option
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -50,14 +57,39 @@ func newConfig(opts []Option) (config, error) {
 		backoffMax: 5 * time.Second,
 		clock:      systemClock{},
 	}
+	if err := c.apply(opts); err != nil {
+		return c, err
+	}
+	return c.final(), nil
+}
+
+func (c *config) apply(opts []Option) error {
 	for _, o := range opts {
 		if o == nil {
-			return c, fmt.Errorf("nil option")
+			return fmt.Errorf("nil option")
 		}
-		if err := o.apply(&c); err != nil {
-			return c, fmt.Errorf("%v: %w", o, err)
+		if err := o.apply(c); err != nil {
+			return fmt.Errorf("%v: %w", o, err)
 		}
 	}
+	return nil
+}
+
+// withConfig applies the options that OptionsFrom made from the app's
+// config, after those given to Provide.
+func (c config) withConfig(opts []Option) (config, error) {
+	decls, named := len(c.decls), c.named
+	if err := c.apply(opts); err != nil {
+		return c, err
+	}
+	if len(c.decls) != decls || c.named != named {
+		return c, fmt.Errorf("Resources, Named and OptionsFrom must be given to Provide")
+	}
+	return c.final(), nil
+}
+
+// final fills in the defaults that depend on other options.
+func (c config) final() config {
 	if c.queue < 0 {
 		c.queue = 4 * c.workers
 	}
@@ -67,7 +99,7 @@ func newConfig(opts []Option) (config, error) {
 	if c.startConcurrency == 0 || c.startConcurrency > c.workers {
 		c.startConcurrency = c.workers
 	}
-	return c, nil
+	return c
 }
 
 // Workers sets how many workers the pool runs, each with its own resources.
@@ -412,4 +444,28 @@ func (o checkIdleOption) apply(c *config) error {
 
 func (o checkIdleOption) String() string {
 	return fmt.Sprintf("workerpool.CheckIdle(%v)", time.Duration(o))
+}
+
+// OptionsFrom takes a value of type C — the app's config struct, read from
+// flags or files — from the fx graph when the pool is built, and applies
+// the options f makes of it after those given to [Provide]. An invalid one
+// fails fx.New, naming the pool and the option. f may not return
+// Resources, Named or OptionsFrom.
+func OptionsFrom[C any](f func(C) []Option) Option { return optionsFromOption[C]{f} }
+
+type optionsFromOption[C any] struct{ f func(C) []Option }
+
+func (o optionsFromOption[C]) apply(c *config) error {
+	if o.f == nil {
+		return fmt.Errorf("nil func")
+	}
+	if c.configFrom.f != nil {
+		return fmt.Errorf("given twice")
+	}
+	c.configFrom = configFrom{t: reflect.TypeFor[C](), f: func(v any) []Option { return o.f(v.(C)) }}
+	return nil
+}
+
+func (o optionsFromOption[C]) String() string {
+	return fmt.Sprintf("workerpool.OptionsFrom[%v](...)", reflect.TypeFor[C]())
 }

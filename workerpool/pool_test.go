@@ -696,3 +696,65 @@ func TestCheckIdleRebuildsAfterAFailedCheck(t *testing.T) {
 		t.Errorf("Restarts = %d, want 1", s.Restarts)
 	}
 }
+
+// PoolConfig is an app's config, as read from flags or a file.
+type PoolConfig struct {
+	Workers int
+	MaxAge  time.Duration
+}
+
+func TestOptionsFromConfig(t *testing.T) {
+	fromConfig := workerpool.OptionsFrom(func(c PoolConfig) []workerpool.Option {
+		return []workerpool.Option{workerpool.Workers(c.Workers), workerpool.MaxWorkerAge(c.MaxAge)}
+	})
+	t.Run("SizesThePool", func(t *testing.T) {
+		var p *workerpool.Pool[resources.Worker]
+		app := fxtest.New(t,
+			fx.Supply(PoolConfig{Workers: 3, MaxAge: time.Hour}),
+			workerpool.Provide[resources.Worker]("configured", workerpool.Workers(1), fromConfig),
+			fx.Populate(&p),
+		)
+		app.RequireStart()
+		if s := p.Stats(); s.Workers != 3 {
+			t.Errorf("Stats() = %+v, want 3 workers from the config", s)
+		}
+		app.RequireStop()
+	})
+	t.Run("InvalidValueFailsFxNew", func(t *testing.T) {
+		app := fx.New(fx.NopLogger,
+			fx.Supply(PoolConfig{Workers: 0, MaxAge: time.Hour}),
+			workerpool.Provide[resources.Worker]("configured", fromConfig),
+			fx.Invoke(func(*workerpool.Pool[resources.Worker]) {}),
+		)
+		err := app.Err()
+		for _, want := range []string{`pool "configured"`, "config", "workerpool.Workers(0)"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("fx.New() = %v, want it to name %q", err, want)
+			}
+		}
+	})
+	t.Run("ResourcesMayNotComeFromConfig", func(t *testing.T) {
+		app := fx.New(fx.NopLogger,
+			fx.Supply(PoolConfig{}),
+			workerpool.Provide[resources.Worker]("configured", workerpool.OptionsFrom(func(PoolConfig) []workerpool.Option {
+				return []workerpool.Option{workerpool.Resources(resources.PerWorker(func() *Conn { return nil }))}
+			})),
+			fx.Invoke(func(*workerpool.Pool[resources.Worker]) {}),
+		)
+		if err := app.Err(); err == nil || !strings.Contains(err.Error(), "must be given to Provide") {
+			t.Errorf("fx.New() = %v", err)
+		}
+	})
+	t.Run("MissingConfigIsFxMissingType", func(t *testing.T) {
+		app := fx.New(fx.NopLogger,
+			workerpool.Provide[resources.Worker]("configured", fromConfig),
+			fx.Invoke(func(*workerpool.Pool[resources.Worker]) {}),
+		)
+		if err := app.Err(); err == nil || !strings.Contains(err.Error(), "missing type: workerpool_test.PoolConfig") {
+			t.Errorf("fx.New() = %v", err)
+		}
+	})
+	if got := fromConfig.String(); got != "workerpool.OptionsFrom[workerpool_test.PoolConfig](...)" {
+		t.Errorf("String() = %q", got)
+	}
+}

@@ -71,7 +71,10 @@ func Provide[R any](name string, opts ...Option) fx.Option {
 			{Name: "Registry", Type: reflect.TypeFor[*Registry](), Tag: `optional:"true"`},
 		}
 	)
-	const fixed = 5 // fields before the needs
+	if cfg.configFrom.f != nil {
+		fields = append(fields, reflect.StructField{Name: "Config", Type: cfg.configFrom.t})
+	}
+	fixed := len(fields) // fields before the needs
 	for i, need := range plan.Needs() {
 		id := fmt.Sprintf("fxpool: pool %s needs, for %s", name, need.Consumer)
 		provider := reflect.MakeFunc(
@@ -88,9 +91,18 @@ func Provide[R any](name string, opts ...Option) fx.Option {
 	}
 	in := reflect.StructOf(fields)
 	ctor := reflect.MakeFunc(
-		reflect.FuncOf([]reflect.Type{in}, []reflect.Type{reflect.TypeFor[*Pool[R]]()}, false),
+		reflect.FuncOf([]reflect.Type{in}, []reflect.Type{reflect.TypeFor[*Pool[R]](), reflect.TypeFor[error]()}, false),
 		func(args []reflect.Value) []reflect.Value {
 			in := args[0]
+			cfg := cfg
+			if cfg.configFrom.f != nil {
+				var err error
+				cfg, err = cfg.withConfig(cfg.configFrom.f(in.Field(5).Interface()))
+				if err != nil {
+					err = fmt.Errorf("workerpool: pool %q (%s): config: %w", name, where, err)
+					return []reflect.Value{reflect.Zero(reflect.TypeFor[*Pool[R]]()), reflect.ValueOf(&err).Elem()}
+				}
+			}
 			ext := make([]reflect.Value, in.NumField()-fixed)
 			for i := range ext {
 				ext[i] = in.Field(fixed + i).Interface().(*needValue).v
@@ -105,7 +117,7 @@ func Provide[R any](name string, opts ...Option) fx.Option {
 			if reg := in.Field(4).Interface().(*Registry); reg != nil {
 				reg.add(name, p.Stats)
 			}
-			return []reflect.Value{reflect.ValueOf(p)}
+			return []reflect.Value{reflect.ValueOf(p), reflect.Zero(reflect.TypeFor[error]())}
 		})
 	if cfg.named {
 		options = append(options, fx.Provide(fx.Annotated{Name: name, Target: ctor.Interface()}))
