@@ -1,7 +1,6 @@
 package faulttest
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -49,7 +48,7 @@ const (
 )
 
 // closeVia records a close and injects the cleanup's fault.
-func (r *res) closeVia(ctx context.Context, how via) error {
+func (r *res) closeVia(how via) error {
 	tr := r.tr
 	start := tr.seq.Add(1)
 	if n := r.closes.Add(1); n != 1 {

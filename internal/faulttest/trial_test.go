@@ -570,17 +570,17 @@ func (tr *trial) construct(k int, out reflect.Type, nd nodeCfg, args []reflect.V
 		var fn any
 		switch nd.shape {
 		case shapePlain:
-			fn = func() { _ = r.closeVia(nil, viaCleanup) }
+			fn = func() { _ = r.closeVia(viaCleanup) }
 		case shapeNamedPlain:
-			fn = stopFunc(func() { _ = r.closeVia(nil, viaCleanup) })
+			fn = stopFunc(func() { _ = r.closeVia(viaCleanup) })
 		case shapeErr:
-			fn = func() error { return r.closeVia(nil, viaCleanup) }
+			fn = func() error { return r.closeVia(viaCleanup) }
 		case shapeNamedErr:
-			fn = closeFunc(func() error { return r.closeVia(nil, viaCleanup) })
+			fn = closeFunc(func() error { return r.closeVia(viaCleanup) })
 		case shapeCtx:
-			fn = func(ctx context.Context) error { return r.closeVia(ctx, viaCleanup) }
+			fn = func(context.Context) error { return r.closeVia(viaCleanup) }
 		case shapeNamedCtx:
-			fn = ctxCloseFunc(func(ctx context.Context) error { return r.closeVia(ctx, viaCleanup) })
+			fn = ctxCloseFunc(func(context.Context) error { return r.closeVia(viaCleanup) })
 		case shapeNil:
 			fn = (func() error)(nil)
 		}

@@ -36,22 +36,22 @@ type (
 	X7 struct{ *res }
 )
 
-func (v *E0) Close() error                    { return v.res.closeVia(nil, viaMethod) }
-func (v *X0) Close(ctx context.Context) error { return v.res.closeVia(ctx, viaMethod) }
-func (v *E1) Close() error                    { return v.res.closeVia(nil, viaMethod) }
-func (v *X1) Close(ctx context.Context) error { return v.res.closeVia(ctx, viaMethod) }
-func (v *E2) Close() error                    { return v.res.closeVia(nil, viaMethod) }
-func (v *X2) Close(ctx context.Context) error { return v.res.closeVia(ctx, viaMethod) }
-func (v *E3) Close() error                    { return v.res.closeVia(nil, viaMethod) }
-func (v *X3) Close(ctx context.Context) error { return v.res.closeVia(ctx, viaMethod) }
-func (v *E4) Close() error                    { return v.res.closeVia(nil, viaMethod) }
-func (v *X4) Close(ctx context.Context) error { return v.res.closeVia(ctx, viaMethod) }
-func (v *E5) Close() error                    { return v.res.closeVia(nil, viaMethod) }
-func (v *X5) Close(ctx context.Context) error { return v.res.closeVia(ctx, viaMethod) }
-func (v *E6) Close() error                    { return v.res.closeVia(nil, viaMethod) }
-func (v *X6) Close(ctx context.Context) error { return v.res.closeVia(ctx, viaMethod) }
-func (v *E7) Close() error                    { return v.res.closeVia(nil, viaMethod) }
-func (v *X7) Close(ctx context.Context) error { return v.res.closeVia(ctx, viaMethod) }
+func (v *E0) Close() error                { return v.res.closeVia(viaMethod) }
+func (v *X0) Close(context.Context) error { return v.res.closeVia(viaMethod) }
+func (v *E1) Close() error                { return v.res.closeVia(viaMethod) }
+func (v *X1) Close(context.Context) error { return v.res.closeVia(viaMethod) }
+func (v *E2) Close() error                { return v.res.closeVia(viaMethod) }
+func (v *X2) Close(context.Context) error { return v.res.closeVia(viaMethod) }
+func (v *E3) Close() error                { return v.res.closeVia(viaMethod) }
+func (v *X3) Close(context.Context) error { return v.res.closeVia(viaMethod) }
+func (v *E4) Close() error                { return v.res.closeVia(viaMethod) }
+func (v *X4) Close(context.Context) error { return v.res.closeVia(viaMethod) }
+func (v *E5) Close() error                { return v.res.closeVia(viaMethod) }
+func (v *X5) Close(context.Context) error { return v.res.closeVia(viaMethod) }
+func (v *E6) Close() error                { return v.res.closeVia(viaMethod) }
+func (v *X6) Close(context.Context) error { return v.res.closeVia(viaMethod) }
+func (v *E7) Close() error                { return v.res.closeVia(viaMethod) }
+func (v *X7) Close(context.Context) error { return v.res.closeVia(viaMethod) }
 
 // menu[k][variant] is the pointer type of node k: variant 0 is Tk, 1 Ek, 2 Xk.
 var menu = [8][3]reflect.Type{
