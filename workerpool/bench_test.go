@@ -112,3 +112,77 @@ func BenchmarkStartStop(b *testing.B) {
 	b.ReportMetric(float64(start.Milliseconds())/float64(b.N), "start-ms/op")
 	b.ReportMetric(float64(stop.Milliseconds())/float64(b.N), "stop-ms/op")
 }
+
+// BenchmarkMap compares Map with a hand-written ordered fan-out: W
+// goroutines read indexed inputs from a channel and write each result into
+// its slot of a window; the consumer reads the window in order. Both keep at
+// most 2W inputs in flight and run the same ~1µs function.
+func BenchmarkMap(b *testing.B) {
+	const workers = 2
+	const window = 2 * workers
+	work := func(x int) int {
+		s := x
+		for i := range 300 {
+			s = s*31 + i
+		}
+		return s
+	}
+	b.Run("impl=floor", func(b *testing.B) {
+		b.ReportAllocs()
+		type job struct{ i, x int }
+		var (
+			in    = make(chan job, window)
+			slots [window]chan int
+			wg    sync.WaitGroup
+		)
+		for i := range slots {
+			slots[i] = make(chan int, 1)
+		}
+		for range workers {
+			wg.Go(func() {
+				for j := range in {
+					slots[j.i%window] <- work(j.x)
+				}
+			})
+		}
+		sum := 0
+		i, next := 0, 0
+		for b.Loop() {
+			if i-next == window {
+				sum += <-slots[next%window]
+				next++
+			}
+			in <- job{i, i}
+			i++
+		}
+		for ; next < i; next++ {
+			sum += <-slots[next%window]
+		}
+		close(in)
+		wg.Wait()
+		sink = sum
+	})
+	b.Run("impl=fxpool", func(b *testing.B) {
+		b.ReportAllocs()
+		p := startPool[resources.Worker](b, workerpool.Workers(workers))
+		seq := func(yield func(int) bool) {
+			for i := 0; b.Loop(); i++ {
+				if !yield(i) {
+					return
+				}
+			}
+		}
+		sum := 0
+		for v, err := range workerpool.Map(context.Background(), p, seq, func(_ context.Context, _ resources.Worker, x int) (int, error) {
+			return work(x), nil
+		}, workerpool.InFlight(window)) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			sum += v
+		}
+		sink = sum
+	})
+}
+
+var sink int

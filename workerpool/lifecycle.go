@@ -82,6 +82,11 @@ func (p *Pool[R]) doStart(ctx context.Context) error {
 		}
 		break
 	}
+	if firstErr == nil && ctx.Err() != nil {
+		// Every worker opened, but too late: fx has given up on this start
+		// and will not stop the pool, so it must roll back itself.
+		firstErr = fmt.Errorf("%w as the last workers opened", context.Cause(ctx))
+	}
 	if firstErr == nil {
 		if e := p.elastic; e != nil {
 			e.live = n
@@ -91,6 +96,7 @@ func (p *Pool[R]) doStart(ctx context.Context) error {
 			w.phase.Store(phaseServing) // before Start returns: Stats counts it
 		}
 		p.serving.Store(true)
+		p.accepting.Store(true)
 		close(open)
 		p.record(PoolStarted{Pool: p.name, Workers: n, Took: time.Since(began)})
 		return nil
@@ -135,6 +141,7 @@ type openResult struct {
 // refuse makes the pool refuse new tasks and wakes blocked submitters.
 // Idempotent.
 func (p *Pool[R]) refuse() {
+	p.accepting.Store(false)
 	p.closed.Store(true)
 	p.closingOnce.Do(func() { close(p.closing) })
 }

@@ -20,6 +20,13 @@ import (
 // cause of the context tasks receive when their pool stops.
 var ErrClosed = errors.New("workerpool: pool closed")
 
+// ErrNotStarted is returned to submitters before the pool has started.
+// The pool takes no task before its OnStart hook has run: fx runs the hooks
+// of a pool only if every hook before it started, and a task accepted by a
+// pool that never starts could neither run nor be reported. Submit from an
+// OnStart hook appended after the pool's, or after app.Start.
+var ErrNotStarted = errors.New("workerpool: pool not started")
+
 // ErrNilTask is returned when a nil task is submitted.
 var ErrNilTask = errors.New("workerpool: nil task")
 
@@ -44,7 +51,8 @@ type Pool[R any] struct {
 	sd   fx.Shutdowner
 
 	q           chan task[R]  // never closed: see enqueue
-	closed      atomic.Bool   // refusing new tasks
+	accepting   atomic.Bool   // started and not yet stopping: taking tasks
+	closed      atomic.Bool   // stopping, stopped or failed
 	closing     chan struct{} // closed with closed: wakes blocked submitters
 	closingOnce sync.Once
 	swept       atomic.Bool // the stop swept the queue for the last time
@@ -129,8 +137,8 @@ func (p *Pool[R]) Name() string { return p.name }
 // Go submits a task and returns without waiting for it to run. It blocks
 // only while the queue is full, until there is room, the pool stops
 // ([ErrClosed]) or ctx is done (ctx's error). The task's own error goes to
-// the pool's [ErrorHandler]. Tasks submitted before the pool starts wait in
-// the queue.
+// the pool's [ErrorHandler]. Before the pool starts, Go returns
+// [ErrNotStarted].
 func (p *Pool[R]) Go(ctx context.Context, task func(context.Context, R) error) error {
 	if task == nil {
 		return ErrNilTask
@@ -146,7 +154,7 @@ func taskOf[R any](fn func(context.Context, R) error, res outcome) task[R] {
 // returns false if the queue is full, the pool has begun to stop, or task is
 // nil.
 func (p *Pool[R]) TryGo(task func(context.Context, R) error) bool {
-	if task == nil || p.closed.Load() {
+	if task == nil || !p.accepting.Load() {
 		return false
 	}
 	select {
@@ -204,8 +212,8 @@ var waiters = sync.Pool{New: func() any { return &waiter{ch: make(chan error, 1)
 // queue, or — if it arrived after that sweep — is dropped by its submitter
 // in rescueLate. It is never left behind unreported.
 func (p *Pool[R]) enqueue(ctx context.Context, t task[R]) error {
-	if p.closed.Load() {
-		return ErrClosed
+	if !p.accepting.Load() {
+		return p.refusal()
 	}
 	select {
 	case p.q <- t:
@@ -241,6 +249,14 @@ func (p *Pool[R]) enqueueSlow(ctx context.Context, t task[R]) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// refusal says why the pool takes no task.
+func (p *Pool[R]) refusal() error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	return ErrNotStarted
 }
 
 // rescueLate reports the tasks of late submitters that reached the queue

@@ -166,35 +166,32 @@ func TestFullQueue(t *testing.T) {
 	}
 }
 
-func TestTasksSubmittedBeforeStartRunAfterIt(t *testing.T) {
-	var (
-		p   *workerpool.Pool[resources.Worker]
-		ran = make(chan int, 3)
-	)
+func TestSubmitBeforeStartIsRefused(t *testing.T) {
+	var p *workerpool.Pool[resources.Worker]
+	task := func(context.Context, resources.Worker) error { return nil }
 	app := fxtest.New(t,
 		workerpool.Provide[resources.Worker]("early", workerpool.Workers(1)),
 		fx.Invoke(func(pool *workerpool.Pool[resources.Worker]) error {
 			p = pool
-			for i := range 3 {
-				if err := p.Go(context.Background(), func(context.Context, resources.Worker) error { ran <- i; return nil }); err != nil {
-					return err
-				}
+			// fx.Invoke runs before any OnStart: the pool takes nothing yet,
+			// since fx might never start it.
+			if err := p.Go(context.Background(), task); !errors.Is(err, workerpool.ErrNotStarted) {
+				t.Errorf("Go() before Start = %v, want ErrNotStarted", err)
+			}
+			if p.TryGo(task) {
+				t.Error("TryGo() before Start = true")
 			}
 			return nil
 		}),
 	)
-	if s := p.Stats(); s.Queued != 3 || s.Workers != 0 || s.Done != 0 {
-		t.Fatalf("before Start: Stats() = %+v, want 3 queued, nothing running", s)
-	}
 	app.RequireStart()
-	got := []int{<-ran, <-ran, <-ran}
-	app.RequireStop()
-	if !slices.Equal(got, []int{0, 1, 2}) {
-		t.Errorf("ran %v, want 0, 1, 2 in order", got)
+	if err := p.Do(t.Context(), task); err != nil {
+		t.Errorf("Do() after Start = %v", err)
 	}
+	app.RequireStop()
 }
 
-func TestFailedStartReportsQueuedTasks(t *testing.T) {
+func TestFailedStartRefusesTasks(t *testing.T) {
 	type Conn struct{}
 	var p *workerpool.Pool[*Conn]
 	app := fx.New(fx.NopLogger,
@@ -203,18 +200,11 @@ func TestFailedStartReportsQueuedTasks(t *testing.T) {
 		}))),
 		fx.Populate(&p),
 	)
-	f, err := workerpool.Submit(t.Context(), p, func(context.Context, *Conn) (int, error) { return 1, nil })
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := app.Start(t.Context()); err == nil {
 		t.Fatal("Start() = nil, want the open error")
 	}
-	if _, err := f.Wait(t.Context()); !errors.Is(err, workerpool.ErrClosed) {
-		t.Errorf("Wait() = %v, want ErrClosed: the task will never run", err)
-	}
-	if s := p.Stats(); s.Dropped != 1 {
-		t.Errorf("Dropped = %d, want 1", s.Dropped)
+	if _, err := workerpool.Submit(t.Context(), p, func(context.Context, *Conn) (int, error) { return 1, nil }); !errors.Is(err, workerpool.ErrClosed) {
+		t.Errorf("Submit() after a failed start = %v, want ErrClosed", err)
 	}
 }
 
@@ -756,5 +746,59 @@ func TestOptionsFromConfig(t *testing.T) {
 	})
 	if got := fromConfig.String(); got != "workerpool.OptionsFrom[workerpool_test.PoolConfig](...)" {
 		t.Errorf("String() = %q", got)
+	}
+}
+
+// TestRegressionExpiredWorkerWithoutResourcesPanics: a worker whose
+// resources expired and whose reopen gave up because the pool was failing
+// rebuilt again on its next task — closing a nil scope.
+func TestRegressionExpiredWorkerWithoutResourcesPanics(t *testing.T) {
+	var (
+		clock = fakeclock.New()
+		fail  atomic.Bool
+		j     journal
+	)
+	p, app := start[*Conn](t,
+		workerpool.Workers(1),
+		workerpool.QueueSize(4),
+		workerpool.WithClock(clock),
+		workerpool.MaxWorkerAge(time.Minute),
+		workerpool.MaxRestarts(1, time.Hour),
+		conns(&j, func(resources.Worker) bool { return fail.Load() }),
+	)
+	if err := p.Do(t.Context(), func(context.Context, *Conn) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// Expire the resources, make every reopen fail, and queue two tasks:
+	// the first rebuild fails until the pool gives up; the second task
+	// must be reported, not crash the worker.
+	fail.Store(true)
+	clock.Add(time.Minute)
+	changed := clock.Changed()
+	first, err := workerpool.Submit(t.Context(), p, func(context.Context, *Conn) (int, error) { return 1, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := workerpool.Submit(t.Context(), p, func(context.Context, *Conn) (int, error) { return 2, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fire each backoff timer until the pool fails and asks fx to stop.
+	failed := app.Wait()
+	for waiting := true; waiting; {
+		select {
+		case <-changed:
+			changed = clock.Changed()
+			for _, d := range clock.Pending() {
+				clock.Add(d)
+			}
+		case <-failed:
+			waiting = false
+		}
+	}
+	for _, f := range []*workerpool.Future[int]{first, second} {
+		if _, err := f.Wait(t.Context()); !errors.Is(err, workerpool.ErrClosed) {
+			t.Errorf("Wait() = %v, want ErrClosed: the pool failed", err)
+		}
 	}
 }

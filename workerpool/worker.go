@@ -151,6 +151,7 @@ func (w *worker[R]) close(ctx context.Context) {
 		w.aging.Stop()
 		w.aging = nil
 	}
+	w.expired.Store(false)
 	err := w.scope.Unwind(ctx)
 	w.scope = nil
 	w.p.record(WorkerClosed{Worker: w.identity(), Took: w.p.cfg.clock.Now().Sub(began), Err: err})
@@ -177,7 +178,7 @@ func (w *worker[R]) serve() {
 // handle runs one task, or drops it, and rebuilds the resources if needed.
 func (w *worker[R]) handle(t task[R]) {
 	p := w.p
-	if w.expired.Load() {
+	if w.expired.Load() && w.scope != nil {
 		w.rebuild(recycleAge, nil)
 	}
 	if p.cfg.checkIdle > 0 && !p.dropping.Load() {

@@ -18,19 +18,12 @@ import (
 //	FXPOOL_HANG_ANYWHERE=1
 //	                      let cleanups hang during the start's rollback too,
 //	                      which then lasts as long as the start budget (30s)
-//	FXPOOL_KNOWN_BUGS=1   also draw what triggers the open bugs listed in
-//	                      RELIABILITY.md: MaxWorkerAge, start deadlines under 20ms
 const (
-	envKnownBugs    = "FXPOOL_KNOWN_BUGS"
 	envSeed         = "FXPOOL_SEED"
 	envSoak         = "FXPOOL_SOAK"
 	envTrials       = "FXPOOL_TRIALS"
 	envHangAnywhere = "FXPOOL_HANG_ANYWHERE"
 )
-
-// knownBugs enables the faults that trigger open bugs (see RELIABILITY.md):
-// off by default so that CI stays green until they are fixed.
-var knownBugs = os.Getenv(envKnownBugs) == "1"
 
 // maxReported bounds the failing trials printed in one run.
 const maxReported = 5

@@ -197,14 +197,14 @@ func generate(seed uint64) *trialCfg {
 	if rng.IntN(5) == 0 {
 		c.maxRestarts = 1 + rng.IntN(5)
 	}
-	if rng.IntN(10) == 0 && knownBugs {
+	if rng.IntN(10) == 0 {
 		c.maxAge = time.Duration(1+rng.IntN(5)) * time.Millisecond
 	}
 	if rng.IntN(10) < 4 {
 		c.policy = workerpool.Cancel
 	}
 	c.startBudget = 30 * time.Second
-	if rng.IntN(10) == 0 && knownBugs {
+	if rng.IntN(10) == 0 {
 		c.startBudget = time.Duration(rng.IntN(20_000)) * time.Microsecond
 	}
 	switch x := rng.IntN(100); {
@@ -1022,6 +1022,12 @@ func waitFor(ch <-chan struct{}, d time.Duration) bool {
 	}
 }
 
+// refused reports whether a submission was turned away: before the pool
+// started (it takes no task before its OnStart) or once it began to stop.
+func refused(err error) bool {
+	return err == workerpool.ErrClosed || err == workerpool.ErrNotStarted
+}
+
 func submitter[R any](tr *trial, p *workerpool.Pool[R], specs []taskSpec) {
 	ctx := context.Background()
 	for _, s := range specs {
@@ -1031,7 +1037,7 @@ func submitter[R any](tr *trial, p *workerpool.Pool[R], specs []taskSpec) {
 		case viaGo:
 			err := p.Go(ctx, fn)
 			rec.accepted = acceptedIf(err == nil)
-			if err != nil && !errors.Is(err, workerpool.ErrClosed) {
+			if err != nil && !refused(err) {
 				tr.violate("unexpected-submit-error", "Go: %v", err)
 			}
 		case viaTryGo:
@@ -1044,7 +1050,7 @@ func submitter[R any](tr *trial, p *workerpool.Pool[R], specs []taskSpec) {
 			})
 			rec.accepted = acceptedIf(err == nil)
 			if err != nil {
-				if !errors.Is(err, workerpool.ErrClosed) {
+				if !refused(err) {
 					tr.violate("unexpected-submit-error", "Submit: %v", err)
 				}
 				break
@@ -1134,7 +1140,7 @@ func (tr *trial) checkResult(rec *taskRec, r, d int32) {
 		}
 		return
 	case r == 0:
-		if err != workerpool.ErrClosed {
+		if !refused(err) {
 			tr.violate("task-lost", "task %d (%v) neither ran nor was reported; its submitter got %v", id, rec.spec.via, err)
 		}
 		return
