@@ -65,6 +65,9 @@ func (p *Pool[R]) doStart(ctx context.Context) error {
 			if done-ticked < openers {
 				spawn(openers)
 			}
+			if openers >= p.cfg.startConcurrency || int(next.Load()) >= n {
+				tick.Stop() // no opener left to add
+			}
 			ticked = done
 			continue
 		case r := <-ready:
@@ -82,24 +85,26 @@ func (p *Pool[R]) doStart(ctx context.Context) error {
 		}
 		break
 	}
-	if firstErr == nil && ctx.Err() != nil {
-		// Every worker opened, but too late: fx has given up on this start
-		// and will not stop the pool, so it must roll back itself.
-		firstErr = fmt.Errorf("%w as the last workers opened", context.Cause(ctx))
-	}
 	if firstErr == nil {
-		if e := p.elastic; e != nil {
-			e.live = n
-			go p.grower()
-		}
 		for _, w := range p.workers[:n] {
 			w.phase.Store(phaseServing) // before Start returns: Stats counts it
 		}
-		p.serving.Store(true)
-		p.accepting.Store(true)
-		close(open)
-		p.record(PoolStarted{Pool: p.name, Workers: n, Took: time.Since(began)})
-		return nil
+		// The last look at ctx, as close to the return as can be: a start
+		// that returns nil after its deadline is one fx gives up on and
+		// may never stop.
+		if ctx.Err() == nil {
+			if e := p.elastic; e != nil {
+				e.live = n
+				go p.grower()
+			}
+			p.serving.Store(true)
+			p.accepting.Store(true)
+			close(open)
+			p.record(PoolStarted{Pool: p.name, Workers: n, Took: time.Since(began)})
+			return nil
+		}
+		// Every worker opened, but too late: roll back.
+		firstErr = fmt.Errorf("%w as the last workers opened", context.Cause(ctx))
 	}
 
 	// Roll back: every worker closes what it opened. fx would roll back

@@ -26,7 +26,7 @@ const (
 )
 
 // maxReported bounds the failing trials printed in one run.
-const maxReported = 5
+const maxReported = 20
 
 // TestPropertyFaultInjection runs random trials — random per-worker
 // dependency graphs, constructor forms, pool options, faults, tasks and a
