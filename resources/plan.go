@@ -332,6 +332,8 @@ func (e *OpenError) Unwrap() error { return e.Err }
 // [Need.In] of [Plan.Needs], in order.
 //
 // Constructors receive ctx. Open blocks until every constructor has returned.
+// Once ctx is done, Open calls no further constructor: it rolls back and
+// returns an [*OpenError] wrapping ctx's cause.
 // If one fails or panics, Open closes every resource it had opened, in
 // reverse order, with ctx's values but not its cancellation, and returns an
 // [*OpenError] joined with any error of that rollback.
@@ -343,6 +345,11 @@ func (p *Plan[R]) Open(ctx context.Context, w Worker, ext []reflect.Value) (*Sco
 	vals := make([]reflect.Value, len(p.ctors))
 	for _, i := range p.order {
 		c := p.ctors[i]
+		if err := context.Cause(ctx); err != nil {
+			// Whoever opens has given up: open nothing more.
+			err = &OpenError{Resource: c.name, Constructor: c.where, Err: err}
+			return nil, errors.Join(err, s.Close(context.WithoutCancel(ctx)))
+		}
 		args := p.build(ctx, w, i, p.args[i], vals, ext)
 		began := time.Now()
 		v, cleanup, err := c.call(args)
