@@ -284,17 +284,7 @@ func itoa(n int) string { return string(rune('0' + n)) }
 func TestErrBrokenRebuildsTheWorker(t *testing.T) {
 	var j journal
 	p, app := start[*Conn](t, workerpool.Workers(1), conns(&j, nil))
-	gen := func() int {
-		f, err := workerpool.Submit(t.Context(), p, func(_ context.Context, c *Conn) (int, error) { return c.gen, nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := f.Wait(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return g
-	}
+	gen := func() int { return generation(t, p) }
 	if g := gen(); g != 0 {
 		t.Fatalf("generation %d, want 0", g)
 	}
@@ -442,14 +432,7 @@ func TestMaxWorkerAgeRecyclesBeforeTheNextTask(t *testing.T) {
 		clock = fakeclock.New()
 	)
 	p, _ := start[*Conn](t, workerpool.Workers(1), workerpool.WithClock(clock), workerpool.MaxWorkerAge(time.Hour), conns(&j, nil))
-	gen := func() int {
-		f, err := workerpool.Submit(t.Context(), p, func(_ context.Context, c *Conn) (int, error) { return c.gen, nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, _ := f.Wait(t.Context())
-		return g
-	}
+	gen := func() int { return generation(t, p) }
 	if g := gen(); g != 0 {
 		t.Fatalf("generation %d, want 0", g)
 	}
@@ -652,17 +635,7 @@ func TestCheckIdleRebuildsAfterAFailedCheck(t *testing.T) {
 			return nil
 		}))),
 	)
-	gen := func() int {
-		f, err := workerpool.Submit(t.Context(), p, func(_ context.Context, c *Conn) (int, error) { return c.gen, nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := f.Wait(t.Context())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return g
-	}
+	gen := func() int { return generation(t, p) }
 	gen()
 	if n := checks.Load(); n != 0 {
 		t.Errorf("%d checks without idling, want 0", n)
@@ -801,4 +774,19 @@ func TestRegressionExpiredWorkerWithoutResourcesPanics(t *testing.T) {
 			t.Errorf("Wait() = %v, want ErrClosed: the pool failed", err)
 		}
 	}
+}
+
+// generation runs a task on p and returns the generation of the *Conn it
+// got.
+func generation(t *testing.T, p *workerpool.Pool[*Conn]) int {
+	t.Helper()
+	f, err := workerpool.Submit(t.Context(), p, func(_ context.Context, c *Conn) (int, error) { return c.gen, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := f.Wait(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
