@@ -1,6 +1,8 @@
 package main
 
 import (
+	"go.uber.org/goleak"
+
 	"strings"
 	"testing"
 )
@@ -89,3 +91,5 @@ func TestSplitProcs(t *testing.T) {
 		}
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
