@@ -159,10 +159,7 @@ func (p *Pool[R]) TryGo(task func(context.Context, R) error) bool {
 	}
 	select {
 	case p.q <- taskOf(task, nil):
-		if e := p.elastic; e != nil && e.idle.Load() == 0 {
-			e.wake()
-		}
-		p.rescueLate()
+		p.queued()
 		return true
 	default:
 		return false
@@ -210,7 +207,7 @@ var waiters = sync.Pool{New: func() any { return &waiter{ch: make(chan error, 1)
 // saw the pool open may still send after it began to stop. Such a late task
 // either reaches a worker, is dropped by the stop's last sweep of the
 // queue, or — if it arrived after that sweep — is dropped by its submitter
-// in rescueLate. It is never left behind unreported.
+// in queued. It is never left behind unreported.
 func (p *Pool[R]) enqueue(ctx context.Context, t task[R]) error {
 	if !p.accepting.Load() {
 		return p.refusal()
@@ -222,10 +219,7 @@ func (p *Pool[R]) enqueue(ctx context.Context, t task[R]) error {
 			return err
 		}
 	}
-	if e := p.elastic; e != nil && e.idle.Load() == 0 {
-		e.wake()
-	}
-	p.rescueLate()
+	p.queued()
 	return nil
 }
 
@@ -259,9 +253,13 @@ func (p *Pool[R]) refusal() error {
 	return ErrNotStarted
 }
 
-// rescueLate reports the tasks of late submitters that reached the queue
-// after the stop's last sweep: no worker will take them.
-func (p *Pool[R]) rescueLate() {
+// queued follows every task put in the queue: an elastic pool with no idle
+// worker may grow, and a task that arrived after the stop's last sweep of
+// the queue — no worker will take it — is reported by its submitter.
+func (p *Pool[R]) queued() {
+	if e := p.elastic; e != nil && e.idle.Load() == 0 {
+		e.wake()
+	}
 	if p.swept.Load() {
 		p.sweep()
 	}
