@@ -141,3 +141,45 @@ func TestCheckDBRefusesWithoutWriting(t *testing.T) {
 		t.Errorf("checkDB(absent, create) = %v, %v; want new", isNew, err)
 	}
 }
+
+// TestHashFileReadsToTheEndWhenTheSizeIsZero: procfs, sysfs and some FUSE
+// and network file systems report a size of 0 for files that have content.
+func TestHashFileReadsToTheEndWhenTheSizeIsZero(t *testing.T) {
+	const path = "/proc/self/cmdline"
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() != 0 {
+		t.Skipf("no procfs file of size 0 here: %v", err)
+	}
+	content, err := os.ReadFile(path)
+	if err != nil || len(content) == 0 {
+		t.Fatalf("read %s: %d bytes, %v", path, len(content), err)
+	}
+	res, err := hashFile(context.Background(), path, "sha256", false, newReadBuf(), newHashers(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sha256.Sum256(content); !bytes.Equal(res.digest, want[:]) {
+		t.Errorf("digest %x, want %x, the digest of its %d bytes", res.digest, want, len(content))
+	}
+}
+
+// TestHashFileSizes: files of sizes around the read buffer's, which end
+// with a short read, a full one or an exact fit.
+func TestHashFileSizes(t *testing.T) {
+	dir := t.TempDir()
+	buf, hs := newReadBuf(), newHashers()
+	for _, size := range []int{0, 1, readBufSize - 1, readBufSize, readBufSize + 1, 3 * readBufSize} {
+		path := filepath.Join(dir, "f")
+		content := bytes.Repeat([]byte{byte(size)}, size)
+		if err := os.WriteFile(path, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res, err := hashFile(context.Background(), path, "sha256", false, buf, hs, nil)
+		if err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		if want := sha256.Sum256(content); !bytes.Equal(res.digest, want[:]) || res.state.size != int64(size) {
+			t.Errorf("size %d: digest %x size %d, want %x", size, res.digest, res.state.size, want)
+		}
+	}
+}
