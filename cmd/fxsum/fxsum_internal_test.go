@@ -183,3 +183,22 @@ func TestHashFileSizes(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateDBTwice: two first runs on a database that does not exist yet
+// both find it missing and both create it; the second must find the first
+// one's schema and use it.
+func TestCreateDBTwice(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.db")
+	for i := range 2 {
+		if err := createDB(context.Background(), path); err != nil {
+			t.Fatalf("createDB, time %d: %v", i+1, err)
+		}
+	}
+	db, err := openDB(context.Background(), path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

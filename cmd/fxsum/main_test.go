@@ -145,6 +145,7 @@ func genTree(t *testing.T, n int, big ...int) *tree {
 	}
 	tr.write(t, filepath.Join(root, "empty"), rng, 0)
 	tr.write(t, filepath.Join(root, "one"), rng, 1)
+	tr.write(t, filepath.Join(root, "-"), rng, 2) // stdin to checkers
 	for i, size := range big {
 		tr.write(t, filepath.Join(root, "big", fmt.Sprintf("big-%d", i)), rng, size)
 	}
@@ -750,4 +751,28 @@ func TestDatabaseInsideTheTreeIsNotIndexed(t *testing.T) {
 		t.Errorf("manifest lists the database:\n%s", r.stdout)
 	}
 	sha256sumCheck(t, tr.root, r.stdout, len(tr.files))
+}
+
+// TestConcurrentFirstRuns: two first runs on a database that does not exist
+// yet, at the same time, both succeed.
+func TestConcurrentFirstRuns(t *testing.T) {
+	tr := genTree(t, 10)
+	for i := range 6 {
+		work := t.TempDir()
+		cmds := make([]*exec.Cmd, 2)
+		outs := make([]bytes.Buffer, 2)
+		for j := range cmds {
+			cmds[j] = command(t, work, nil, "--quiet", tr.root)
+			cmds[j].Stderr = &outs[j]
+			if err := cmds[j].Start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for j, cmd := range cmds {
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("round %d, run %d: %v\n%s", i, j, err, outs[j].String())
+			}
+		}
+		checkIndex(t, filepath.Join(work, "fxsum.db"), tr)
+	}
 }

@@ -98,31 +98,54 @@ func dsn(path string) string {
 
 // createDB makes the schema in a new database. It writes the header in
 // rollback-journal mode first, so that the application_id is in the main file
-// before anything else, and switches to WAL after.
+// before anything else, and switches to WAL after. Two processes may create
+// the same database at once: the schema is made in a write transaction
+// (BEGIN IMMEDIATE) that first looks whether the other one has made it
+// already.
 func createDB(ctx context.Context, path string) (err error) {
 	db, err := sql.Open("sqlite", dsn(path))
 	if err != nil {
 		return fmt.Errorf("create %s: %w", path, err)
 	}
 	defer func() { err = errors.Join(err, db.Close()) }()
-	tx, err := db.BeginTx(ctx, nil)
+	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", path, err)
 	}
-	defer func() { _ = tx.Rollback() }()
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	var tables, id int
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&tables); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if err := conn.QueryRowContext(ctx, `PRAGMA application_id`).Scan(&id); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	switch {
+	case tables > 0 && id == applicationID: // made by another fxsum meanwhile
+		_, err = conn.ExecContext(ctx, "COMMIT")
+		return err
+	case tables > 0 || id != 0:
+		return usagef("--db %s: not an fxsum database (made by someone else meanwhile); refusing to touch it", path)
+	}
 	for _, q := range []string{
 		fmt.Sprintf("PRAGMA application_id = %d", applicationID),
 		fmt.Sprintf("PRAGMA user_version = %d", schemaVersion),
 		schema,
+		"COMMIT",
 	} {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("create %s: %w", path, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
-	}
-	if _, err := db.ExecContext(ctx, "PRAGMA journal_mode = WAL"); err != nil {
+	if _, err := conn.ExecContext(ctx, "PRAGMA journal_mode = WAL"); err != nil {
 		return fmt.Errorf("create %s: %w", path, err)
 	}
 	return nil
