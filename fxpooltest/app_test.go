@@ -179,7 +179,6 @@ func TestInjectOnCloseStillClosesForReal(t *testing.T) {
 	}{
 		{"Fail", fxpooltest.Fail},
 		{"Panic", fxpooltest.Panic},
-		{"Hang", fxpooltest.Hang},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,6 +210,36 @@ func TestInjectOnCloseStillClosesForReal(t *testing.T) {
 				t.Errorf("%d resources still open after the stop", n)
 			}
 		})
+	}
+}
+
+// A close that hangs until the stop's context ends makes the stop give up
+// on it; it still closes once, for real, and its goroutine ends.
+func TestInjectHangOnCloseIsReportedByTheStop(t *testing.T) {
+	rec := fxpooltest.NewRecorder()
+	db := &DB{}
+	app := fxpooltest.New(t,
+		fx.StopTimeout(500*time.Millisecond),
+		fx.Supply(db),
+		workerpool.Provide[Deps]("app",
+			workerpool.Workers(2),
+			workerpool.Resources(
+				resources.PerWorker(fxpooltest.Inject(openConn, fxpooltest.OnClose(1, fxpooltest.Hang))),
+				resources.PerWorker(openBatch),
+			),
+			rec.Option(),
+		),
+		fx.Invoke(func(*workerpool.Pool[Deps]) {}),
+	).RequireStart()
+	ctx, cancel := context.WithTimeout(t.Context(), app.StopTimeout())
+	defer cancel()
+	if err := app.Stop(ctx); err == nil {
+		t.Errorf("Stop = nil, want an error about the hung close")
+	}
+	app.VerifyNoLeaks()
+	rec.Verify(t)
+	if n := db.live.Load(); n != 0 {
+		t.Errorf("%d resources still open after the stop", n)
 	}
 }
 

@@ -119,6 +119,9 @@ func Inject(constructor any, faults ...Fault) any {
 		return constructor
 	}
 	t := v.Type()
+	if t.NumOut() == 0 || t.Out(0) == typeError {
+		return constructor
+	}
 	inj := &injector{fn: v, out: t.Out(0), faults: faults}
 	switch t.NumOut() {
 	case 1:
