@@ -23,7 +23,7 @@ type (
 	stopFunc  func()
 )
 
-func (c *closer) Close() error                    { c.live.Add(-1); return nil }
+func (c *closer) Close() error                   { c.live.Add(-1); return nil }
 func (c *ctxCloser) Close(context.Context) error { c.live.Add(-1); return nil }
 
 // form runs a one-worker pool of T made by ctor(live), wrapped by Inject
