@@ -72,12 +72,20 @@ func TestAbsRootsDropsNested(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(sibling) })
-	got, err := absRoots([]string{sub, dir, sibling, dir})
+	var bad []string
+	got, err := absRoots([]string{sub, dir, sibling, dir, filepath.Join(dir, "absent")}, func(p string, err error) {
+		if errors.Is(err, os.ErrNotExist) {
+			bad = append(bad, p)
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{dir, sibling}; strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("absRoots = %q, want %q", got, want)
+	}
+	if want := filepath.Join(dir, "absent"); len(bad) != 1 || bad[0] != want {
+		t.Errorf("absRoots reported %q, want %q", bad, want)
 	}
 }
 

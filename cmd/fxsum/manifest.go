@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 )
@@ -23,6 +24,13 @@ func runManifest(ctx context.Context, o *options, stdout io.Writer) (err error) 
 	if o.root != "" {
 		if root, err = filepath.Abs(o.root); err != nil {
 			return usagef("--root %s: %w", o.root, err)
+		}
+		fi, err := os.Stat(root)
+		if err != nil {
+			return usagef("--root %s: %w", o.root, pathCause(err))
+		}
+		if !fi.IsDir() {
+			return usagef("--root %s: not a folder", o.root)
 		}
 	}
 	db, err := openDB(ctx, dbFile, false)
