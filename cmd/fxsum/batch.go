@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -95,7 +96,11 @@ func (b *batch) Flush(ctx context.Context) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			if _, rerr := b.conn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
+			// SQLite has rolled back already after some errors (a full
+			// disk, an I/O error); then its "no transaction is active"
+			// says nothing new.
+			_, rerr := b.conn.ExecContext(ctx, "ROLLBACK")
+			if rerr != nil && !strings.Contains(rerr.Error(), "no transaction is active") {
 				err = errors.Join(err, fmt.Errorf("rollback: %w", rerr))
 			}
 		}

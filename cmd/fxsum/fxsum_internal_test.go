@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -208,5 +209,59 @@ func TestCreateDBTwice(t *testing.T) {
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBatchFullDiskIsOneError: when the disk fills up, SQLite rolls the
+// transaction back itself; the batch's error is the full disk alone, without
+// a second one from its own rollback.
+func TestBatchFullDiskIsOneError(t *testing.T) {
+	ctx := context.Background()
+	db, err := openDB(ctx, filepath.Join(t.TempDir(), "x.db"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "PRAGMA max_page_count = 8"); err != nil {
+		t.Fatal(err)
+	}
+	var w writeLock
+	b, err := newBatch(ctx, &w, conn, 1000, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 999 {
+		if err := b.Add(ctx, fileRow{dir: "/d", name: strings.Repeat("n", 200) + strconv.Itoa(i), algo: "sha256", digest: make([]byte, 32)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = b.Close(ctx)
+	if err == nil || !strings.Contains(err.Error(), "full") {
+		t.Fatalf("Close = %v, want a full database", err)
+	}
+	if strings.Contains(err.Error(), "rollback") {
+		t.Errorf("Close = %v, want no error from the rollback", err)
+	}
+}
+
+// TestCountersTotal: once the walk is complete, its count is the total,
+// whatever the counting walk, which may still be running, has added.
+func TestCountersTotal(t *testing.T) {
+	var c counters
+	c.seen.Store(3)
+	c.counted.Store(2)
+	if n, _ := c.total(); n != 3 {
+		t.Errorf("walk under way: total %d, want 3", n)
+	}
+	c.found.Store(3)
+	c.exact.Store(true)
+	c.counted.Store(6)
+	if n, _ := c.total(); n != 3 {
+		t.Errorf("walk complete: total %d, want 3", n)
 	}
 }

@@ -154,7 +154,8 @@ func runIndex(ctx context.Context, o *options, log *zap.Logger, stderr io.Writer
 	c := &run.c
 	indexed := c.unchanged.Load() + c.committed.Load()
 	if interrupted {
-		fmt.Fprintf(stderr, "interrupted: %d of %d files indexed\n", indexed, max(c.found.Load(), c.seen.Load(), indexed))
+		files, _ := c.total()
+		fmt.Fprintf(stderr, "interrupted: %d of %d files indexed\n", indexed, max(files, indexed))
 		return errInterrupted
 	}
 	if !o.quiet && !prog.drawn() {

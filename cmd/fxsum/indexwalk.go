@@ -67,6 +67,7 @@ func walkIndex(ctx context.Context, run *indexRun, pool *workerpool.Pool[indexDe
 	// The walk is complete: the counts are exact.
 	run.c.found.Store(run.c.seen.Load())
 	run.c.foundBytes.Store(run.c.seenBytes.Load())
+	run.c.exact.Store(true)
 	for _, r := range roots {
 		if err := v.sweep(ctx, r); err != nil {
 			return err
@@ -246,8 +247,8 @@ type countVisitor struct{ c *counters }
 
 func (countVisitor) enterDir(context.Context, string) error { return nil }
 func (v countVisitor) file(_ context.Context, _, _ string, fi fs.FileInfo, _ bool) error {
-	v.c.found.Add(1)
-	v.c.foundBytes.Add(fi.Size())
+	v.c.counted.Add(1)
+	v.c.countedBytes.Add(fi.Size())
 	return nil
 }
 func (countVisitor) leaveDir(context.Context, string, bool) error { return nil }

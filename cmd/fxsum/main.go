@@ -26,9 +26,10 @@
 //
 // # Exit status
 //
-// 0 on success, 1 when verify found changed, missing or unreadable files, 2
-// for bad usage or a database that is not an fxsum database, and 130 when
-// interrupted by SIGINT or SIGTERM.
+// 0 on success; 1 when verify found changed, missing or unreadable files,
+// when index could not read some files or PATHs, or when the run failed; 2
+// for bad usage or a database that cannot be opened or is not an fxsum
+// database; 130 when interrupted by SIGINT or SIGTERM.
 package main
 
 import (

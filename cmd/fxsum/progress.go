@@ -57,8 +57,8 @@ func startProgress(o *options, stderr io.Writer, c *counters, rep *reporter) *pr
 }
 
 func (p *progress) update(c *counters) {
-	files := max(c.found.Load(), c.seen.Load())
-	total := max(c.foundBytes.Load(), c.seenBytes.Load(), 1)
+	files, total := c.total()
+	total = max(total, 1)
 	doneFiles := c.unchanged.Load() + c.hashed.Load() + c.problems.Load()
 	doneBytes := min(c.unchangedBytes.Load()+c.readBytes.Load(), total)
 	if total != p.bar.GetMax64() {

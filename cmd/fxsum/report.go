@@ -12,7 +12,9 @@ import (
 // counters are the figures of one run, updated by the walker, the counting
 // walk and the workers.
 type counters struct {
-	found, foundBytes         atomic.Int64 // by the counting walk: the total
+	found, foundBytes         atomic.Int64 // the total, once exact is set
+	exact                     atomic.Bool  // the walk has found everything
+	counted, countedBytes     atomic.Int64 // by the counting walk, so far
 	seen, seenBytes           atomic.Int64 // by the walker
 	unchanged, unchangedBytes atomic.Int64 // skipped: already indexed
 	hashed, hashedBytes       atomic.Int64 // hashed this run
@@ -20,6 +22,17 @@ type counters struct {
 	committed                 atomic.Int64 // rows committed this run
 	removed                   atomic.Int64 // rows of files that are gone
 	problems                  atomic.Int64 // unreadable, changed while hashed
+}
+
+// total is the number of files and bytes of the run: exact once the walk
+// is complete, otherwise the most that the counting walk or the walk has
+// found so far. (The counting walk may still be adding when the walk has
+// completed: its count is then ignored.)
+func (c *counters) total() (files, bytes int64) {
+	if c.exact.Load() {
+		return c.found.Load(), c.foundBytes.Load()
+	}
+	return max(c.counted.Load(), c.seen.Load()), max(c.countedBytes.Load(), c.seenBytes.Load())
 }
 
 // reporter prints messages on stderr without tearing the progress bar. It

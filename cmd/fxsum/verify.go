@@ -82,6 +82,7 @@ func runVerify(ctx context.Context, o *options, log *zap.Logger, stdout, stderr 
 		}
 		c.found.Store(n)
 		c.foundBytes.Store(size)
+		c.exact.Store(true)
 	}
 	sigCtx, db, pool := s.sig, s.db, s.pool
 	prog := startProgress(o, stderr, &c, &reporter{w: stderr})
@@ -123,14 +124,22 @@ func runVerify(ctx context.Context, o *options, log *zap.Logger, stdout, stderr 
 				continue
 			}
 			if len(roots) > 0 {
-				c.found.Add(1)
-				c.foundBytes.Add(r.state.size)
+				c.seen.Add(1)
+				c.seenBytes.Add(r.state.size)
 			}
 			if err := pool.Go(sigCtx, task(path, r)); err != nil {
 				return err
 			}
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(roots) > 0 {
+			c.found.Store(c.seen.Load())
+			c.foundBytes.Store(c.seenBytes.Load())
+			c.exact.Store(true)
+		}
+		return nil
 	}()
 	stopErr := s.stop(ctx)
 	prog.stop()
@@ -159,7 +168,7 @@ func runVerify(ctx context.Context, o *options, log *zap.Logger, stdout, stderr 
 		kinds[f.kind]++
 	}
 	if interrupted {
-		fmt.Fprintf(stderr, "interrupted: %d of %d files verified\n", c.hashed.Load()+c.problems.Load(), c.found.Load())
+		fmt.Fprintf(stderr, "interrupted: %d of %d files verified\n", c.hashed.Load()+c.problems.Load(), func() int64 { n, _ := c.total(); return n }())
 		return errInterrupted
 	}
 	if !o.quiet {
