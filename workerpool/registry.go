@@ -1,6 +1,7 @@
 package workerpool
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 )
@@ -22,10 +23,17 @@ type registered struct {
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry { return &Registry{} }
 
-func (r *Registry) add(name string, stats func() Stats) {
+// add registers a pool. Names are unique in an app: Stats is by name.
+func (r *Registry) add(name string, stats func() Stats) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, p := range r.pools {
+		if p.name == name {
+			return fmt.Errorf("another pool of this app is named %q: pool names must be unique", name)
+		}
+	}
 	r.pools = append(r.pools, registered{name: name, stats: stats})
+	return nil
 }
 
 // Names returns the names of the registered pools, sorted.
