@@ -311,7 +311,7 @@ type StopPolicy int
 
 const (
 	// Drain runs the queued tasks before the workers close, as long as the
-	// first half of the stop budget lasts. The default.
+	// first two fifths of the stop budget last. The default.
 	Drain StopPolicy = iota
 	// Cancel runs no queued task: each is reported as not run, with
 	// [ErrClosed], and the context of running tasks is cancelled at once.

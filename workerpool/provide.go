@@ -25,15 +25,14 @@ import (
 // constructor that needs it. Nothing opens before the app starts.
 //
 // The pool's OnStart hook opens every worker's resources in parallel and
-// returns once all are open; if any open fails, or the start context ends
-// first, it closes everything that had opened, in reverse order, before
-// returning the error. Its OnStop hook refuses new tasks, lets queued tasks
-// run, cancels the context of running tasks once half the stop budget is
-// gone, and closes every worker's resources in reverse order, finishing
-// within three quarters of the budget: the rest is left to the hooks that
-// stop after the pool, such as those of the app-scoped resources its
-// workers use. Like every fx value, the pool is built, and so started, only
-// if something in the app depends on it.
+// returns once all are open; if any open fails, or the open's share of the
+// start budget runs out, it closes everything that had opened, in reverse
+// order, before returning the error, and before the start's deadline. Its
+// OnStop hook refuses new tasks, drains or drops the queue, and closes
+// every worker's resources in reverse order within nine tenths of the stop
+// budget: the package documentation gives the exact split. Like every fx
+// value, the pool is built, and so started, only if something in the app
+// depends on it.
 func Provide[R any](name string, opts ...Option) fx.Option {
 	where := "workerpool.Provide"
 	if _, file, line, ok := runtime.Caller(1); ok {
