@@ -77,6 +77,11 @@
 // worker closes on its own when it comes back. A stop without a deadline
 // waits for everything.
 //
+// fx skips every remaining OnStop once the stop budget is gone: a hook that
+// stops before the pool and takes the whole budget (an HTTP server's
+// graceful Shutdown) would leave the pool running and its resources open.
+// [StopGuard] closes that gap: see its documentation.
+//
 // Cleanups that no stop bounds — a rebuild's, a recycle's, an elastic
 // retirement's — get a context that ends after [CloseTimeout]. A
 // constructor's context ends when its open ends: for the first workers,
@@ -95,6 +100,8 @@
 //	            whose task called Goexit        giving up (abandon), or a
 //	                                            failed first open
 //	grower      a successful start (Elastic)    the stop (stopGrowing)           the stop
+//	guard       [StopGuard]'s hook, as a timer  the stop it runs, by the app's   the pool's OnStop, if fx
+//	            at half of the app's stop       stop deadline                    reaches it
 //
 // Timers made with the pool's [Clock] (MaxWorkerAge, restart backoff,
 // elastic idling) and the stop's drain timer run no code but a flag or a

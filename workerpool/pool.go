@@ -71,6 +71,7 @@ type Pool[R any] struct {
 	abandon chan struct{} // closed when a stop gives up waiting: late workers end alone
 	stopped chan struct{} // closed when the first stop has returned
 	stopErr error         // the first stop's error, set before stopped closes
+	guarded *time.Timer   // StopGuard's: begins the stop if fx is late; guarded by mu
 
 	// The pool's own contexts, ended with a cause. life ends when the pool
 	// stops taking tasks: workers stop retrying opens. tasks is the parent

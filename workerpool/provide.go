@@ -148,7 +148,7 @@ func build[R any](name, where string, cfg config, plan *resources.Plan[R], in re
 	sd, _ := in.FieldByName("Shutdowner").Interface().(fx.Shutdowner)
 	p := newPool(name, cfg, plan, ext, log, sd)
 	if reg, _ := in.FieldByName("Registry").Interface().(*Registry); reg != nil {
-		if err := reg.add(name, p.Stats); err != nil {
+		if err := reg.add(name, p.Stats, p.guardStop); err != nil {
 			return nil, fmt.Errorf("workerpool: pool %q (%s): %w", name, where, err)
 		}
 	}

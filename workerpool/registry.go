@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Registry lists the pools of an app, for health checks and metrics.
@@ -18,13 +19,14 @@ type Registry struct {
 type registered struct {
 	name  string
 	stats func() Stats
+	guard func(deadline time.Time)
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry { return &Registry{} }
 
 // add registers a pool. Names are unique in an app: Stats is by name.
-func (r *Registry) add(name string, stats func() Stats) error {
+func (r *Registry) add(name string, stats func() Stats, guard func(time.Time)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, p := range r.pools {
@@ -32,7 +34,7 @@ func (r *Registry) add(name string, stats func() Stats) error {
 			return fmt.Errorf("another pool of this app is named %q: pool names must be unique", name)
 		}
 	}
-	r.pools = append(r.pools, registered{name: name, stats: stats})
+	r.pools = append(r.pools, registered{name: name, stats: stats, guard: guard})
 	return nil
 }
 
@@ -58,4 +60,15 @@ func (r *Registry) Stats() map[string]Stats {
 		out[p.name] = p.stats()
 	}
 	return out
+}
+
+// guard tells every registered pool the deadline of the app's stop; see
+// [StopGuard].
+func (r *Registry) guard(deadline time.Time) {
+	r.mu.Lock()
+	pools := slices.Clone(r.pools)
+	r.mu.Unlock()
+	for _, p := range pools {
+		p.guard(deadline)
+	}
 }

@@ -43,6 +43,11 @@ func (p *Pool[R]) stop(ctx context.Context) error {
 			return context.Cause(ctx)
 		}
 	}
+	p.mu.Lock()
+	if p.guarded != nil {
+		p.guarded.Stop() // this stop is the one StopGuard waited for
+	}
+	p.mu.Unlock()
 	began := time.Now()
 	closeCtx, cancelClose := context.WithCancel(ctx)
 	if dl, ok := ctx.Deadline(); ok {
