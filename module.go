@@ -10,25 +10,62 @@
 //
 // # Quick start
 //
+// A complete program, [examples/sqlconn] in the repository, compiled and
+// run by its test: four workers, each with its own *sql.Conn on an
+// app-scoped *sql.DB (openDB, a plain fx constructor, is in the example's
+// db.go). A pool takes tasks only once its OnStart hook has run, so submit
+// from an OnStart hook appended after the pool's, as ping does, or after
+// app.Start returns. Start the app with app.Start rather than app.Run, which
+// exits the process on a failed start before anything could report why.
+//
+//	// Deps is what every task receives.
 //	type Deps struct {
 //		fx.In
 //		Conn *sql.Conn        // per worker: opened below, closed automatically
 //		W    resources.Worker // who am I
 //	}
 //
-//	fx.New(
-//		fxpool.Module,
-//		fx.Provide(openDB), // app-scoped *sql.DB, plain fx
-//		workerpool.Provide[Deps]("indexer",
-//			workerpool.Workers(8),
-//			workerpool.Resources(
-//				resources.PerWorker(func(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
-//					return db.Conn(ctx)
-//				}),
+//	func main() {
+//		app := fx.New(
+//			fxpool.Module,
+//			fx.Provide(openDB), // app-scoped *sql.DB, plain fx
+//			workerpool.Provide[Deps]("pinger",
+//				workerpool.Workers(4),
+//				workerpool.Resources(
+//					resources.PerWorker(func(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
+//						return db.Conn(ctx)
+//					}),
+//				),
 //			),
-//		),
-//		fx.Invoke(func(p *workerpool.Pool[Deps]) { /* submit work with p.Go, p.Do, workerpool.Submit */ }),
-//	).Run()
+//			fx.Invoke(ping), // after the pool, so ping's OnStart runs after the pool's
+//		)
+//		startCtx, cancel := context.WithTimeout(context.Background(), app.StartTimeout())
+//		defer cancel()
+//		if err := app.Start(startCtx); err != nil {
+//			log.Fatal(err) // app.Run would exit without saying why
+//		}
+//		<-app.Wait() // a signal, or ping's Shutdown
+//		stopCtx, cancel := context.WithTimeout(context.Background(), app.StopTimeout())
+//		defer cancel()
+//		if err := app.Stop(stopCtx); err != nil {
+//			log.Fatal(err)
+//		}
+//	}
+//
+//	// ping submits from an OnStart hook: a pool takes tasks once its own OnStart
+//	// has run, and refuses them before with workerpool.ErrNotStarted.
+//	func ping(lc fx.Lifecycle, p *workerpool.Pool[Deps], sd fx.Shutdowner) {
+//		lc.Append(fx.StartHook(func(ctx context.Context) error {
+//			err := p.Do(ctx, func(ctx context.Context, d Deps) error {
+//				log.Printf("worker %d: ping", d.W.ID)
+//				return d.Conn.PingContext(ctx)
+//			})
+//			if err != nil {
+//				return err
+//			}
+//			return sd.Shutdown()
+//		}))
+//	}
 //
 // # Packages
 //
@@ -37,6 +74,8 @@
 //   - [github.com/fxpool/fxpool/workerpool] runs the workers: the queue, the
 //     task APIs, start and stop.
 //   - [github.com/fxpool/fxpool/hooks] is the LIFO cleanup stack underneath.
+//
+// [examples/sqlconn]: https://github.com/fxpool/fxpool/tree/main/examples/sqlconn
 package fxpool
 
 import (

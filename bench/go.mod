@@ -2,12 +2,10 @@ module github.com/fxpool/fxpool/bench
 
 go 1.26.0
 
-replace github.com/fxpool/fxpool => ../
-
 require (
 	github.com/Jeffail/tunny v0.1.4
 	github.com/alitto/pond/v2 v2.7.1
-	github.com/fxpool/fxpool v0.0.0-00010101000000-000000000000
+	github.com/fxpool/fxpool v0.0.0-20261130023435-7e716cc08e1c
 	github.com/jackc/puddle/v2 v2.2.3
 	github.com/panjf2000/ants/v2 v2.12.1
 	github.com/sourcegraph/conc v0.3.0

@@ -2,10 +2,8 @@ module github.com/fxpool/fxpool/fxpoolprom
 
 go 1.26.0
 
-replace github.com/fxpool/fxpool => ../
-
 require (
-	github.com/fxpool/fxpool v0.0.0-00010101000000-000000000000
+	github.com/fxpool/fxpool v0.0.0-20261130023435-7e716cc08e1c
 	github.com/prometheus/client_golang v1.25.0
 	go.uber.org/fx v1.24.0
 	go.uber.org/goleak v1.3.0

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -27,8 +27,11 @@ digest in the database. A later run re-hashes only files whose size or
 modification time changed (or whose algorithm differs), removes the rows of
 files that are gone and reports how many it skipped. Symbolic links are not
 followed unless --follow is given (a PATH named on the command line is always
-followed). Unreadable files and directories are reported and counted, and do
-not stop the run. A file that changes while it is hashed is hashed once more,
+followed). Version-control folders (.git, .hg, .svn, .bzr) are skipped unless
+--vcs is given. The database and SQLite's files beside it are never indexed,
+whatever path leads to them. Unreadable files and directories, and PATHs that
+do not exist, are reported and counted, do not stop the run, and make it exit
+with status 1. A file that changes while it is hashed is hashed once more,
 then reported. Ctrl-C (SIGINT) or SIGTERM stops taking files, lets the files
 in flight finish, commits them and exits with status 130; the next run resumes
 where this one stopped. A second Ctrl-C exits at once; the database stays
@@ -41,30 +44,56 @@ for the other algorithms). Paths are absolute unless --root is given.
 
 verify re-hashes every indexed file (or those under the given PATHs) and
 prints "changed: PATH", "missing: PATH" or "unreadable: PATH: reason" lines.
-It does not modify the database.
+It does not modify the database. A PATH with no indexed file under it is an
+error.
 
-Flags:
+Flags (the commands they apply to in brackets):
   --db PATH          database file (default "fxsum.db" in the working
                      directory); an existing file that is not an fxsum
                      database is refused (exit 2) and left untouched
-  --workers N        hashing workers (default: GOMAXPROCS, here %d)
-  --algo NAME        sha256 (default), sha512 or blake3; for manifest, which
-                     algorithm's rows to print (default: the only one present)
-  --rehash           index: hash every file, even unchanged ones
-  --follow           index: follow symbolic links, with loop detection
-  --root DIR         manifest: print paths relative to DIR, only files under it
+  --workers N        [index, verify] hashing workers, 1 to %[2]d (default:
+                     GOMAXPROCS, here %[1]d)
+  --algo NAME        [index, manifest] sha256 (default), sha512 or blake3; for
+                     manifest, which algorithm's rows to print (default: the
+                     only one present)
+  --rehash           [index] hash every file, even unchanged ones
+  --follow           [index] follow symbolic links, with loop detection
+  --exclude PATTERN  [index] skip files and folders that match PATTERN; may be
+                     repeated. A PATTERN without a slash is matched against
+                     the name of every file and folder, at any depth; one with
+                     a slash against the path relative to the PATH being
+                     walked (a leading slash is ignored). A trailing slash
+                     matches folders only. *, ? and [a-z] are as in the shell
+                     and do not match a slash; ** is not special. Rows of
+                     files excluded later are removed from the index.
+  --vcs              [index] also index .git, .hg, .svn and .bzr folders
+  --root DIR         [manifest] print paths relative to DIR, only files under
+                     it; DIR must exist
   --quiet            no progress bar and no summary line
   --log-level LEVEL  debug, info, warn (default) or error, for the internal
                      zap log on stderr
   --help             this text
 
+A first argument that is not a command is a PATH to index; a command may also
+follow the flags ("fxsum --db x.db manifest"). To index a folder named like a
+command, write "./manifest".
+
 Progress (files and bytes done of the total found, rate, ETA) is drawn on
 stderr when it is a terminal; otherwise a one-line summary is printed at the
 end.
 
-Exit status: 0 ok; 1 verify found problems, or the run failed; 2 bad usage or
-not an fxsum database; 130 interrupted.
+Exit status: 0 ok; 1 verify found problems, index could not read some files,
+or the run failed; 2 bad usage, a database that cannot be opened or is not an
+fxsum database; 130 interrupted.
 `
+
+// maxWorkers bounds --workers. Each worker holds a read buffer and a
+// database connection with its own page cache; past a few hundred, more
+// workers only cost memory and start time.
+const maxWorkers = 256
+
+// vcsDirs are the version-control folders skipped unless --vcs is given.
+var vcsDirs = []string{".git", ".hg", ".svn", ".bzr"}
 
 // options are the parsed command line.
 type options struct {
@@ -76,39 +105,62 @@ type options struct {
 	algoSet  bool
 	rehash   bool
 	follow   bool
+	exclude  *excluder
 	root     string
 	quiet    bool
 	logLevel zapcore.Level
 }
 
+// commandFlags are the flags each command takes, beside the common ones.
+var commandFlags = map[string][]string{
+	"index":    {"workers", "algo", "rehash", "follow", "exclude", "vcs"},
+	"manifest": {"algo", "root"},
+	"verify":   {"workers"},
+}
+
+// commonFlags apply to every command.
+var commonFlags = []string{"db", "quiet", "log-level", "help", "h"}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
+
 // parseArgs parses the command line. Flags may appear before, between and
-// after the paths; "--" ends the flags.
+// after the paths; "--" ends the flags. A flag that does not apply to the
+// command is an error.
 func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	o := &options{cmd: "index"}
+	explicit := false
 	if len(args) > 0 {
 		switch args[0] {
 		case "index", "manifest", "verify":
-			o.cmd = args[0]
+			o.cmd, explicit = args[0], true
 			args = args[1:]
 		case "help":
-			fmt.Fprintf(stdout, helpText, runtime.GOMAXPROCS(0))
+			printHelp(stdout)
 			return nil, errHelp
 		}
 	}
-	fs := flag.NewFlagSet("fxsum "+o.cmd, flag.ContinueOnError)
+	fs := flag.NewFlagSet("fxsum", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.db, "db", "fxsum.db", "")
 	fs.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "")
 	fs.StringVar(&o.algo, "algo", "sha256", "")
 	fs.BoolVar(&o.rehash, "rehash", false, "")
 	fs.BoolVar(&o.follow, "follow", false, "")
+	var excludes stringList
+	fs.Var(&excludes, "exclude", "")
+	vcs := fs.Bool("vcs", false, "")
 	fs.StringVar(&o.root, "root", "", "")
 	fs.BoolVar(&o.quiet, "quiet", false, "")
 	level := fs.String("log-level", "warn", "")
+	afterDashes := -1 // index in o.paths of the first path after "--"
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprintf(stdout, helpText, runtime.GOMAXPROCS(0))
+				printHelp(stdout)
 				return nil, errHelp
 			}
 			return nil, usagef("%v (see fxsum --help)", err)
@@ -119,17 +171,33 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 		}
 		// flag stops at the first non-flag; "--" leaves only paths.
 		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			afterDashes = len(o.paths)
 			o.paths = append(o.paths, rest...)
 			break
 		}
 		o.paths = append(o.paths, rest[0])
 		args = rest[1:]
 	}
+	// "fxsum --db x manifest": the command after the flags.
+	if !explicit && len(o.paths) > 0 && afterDashes != 0 {
+		switch o.paths[0] {
+		case "index", "manifest", "verify":
+			o.cmd = o.paths[0]
+			o.paths = o.paths[1:]
+		}
+	}
+	var misplaced []string
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "algo" {
 			o.algoSet = true
 		}
+		if !slices.Contains(commonFlags, f.Name) && !slices.Contains(commandFlags[o.cmd], f.Name) {
+			misplaced = append(misplaced, "--"+f.Name)
+		}
 	})
+	if len(misplaced) > 0 {
+		return nil, usagef("%s: %s does not apply (see fxsum --help)", o.cmd, strings.Join(misplaced, ", "))
+	}
 	if err := o.logLevel.Set(*level); err != nil {
 		return nil, usagef("--log-level: %w", err)
 	}
@@ -137,11 +205,20 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	if _, ok := algorithms[o.algo]; !ok {
 		return nil, usagef("--algo %q: want sha256, sha512 or blake3", o.algo)
 	}
-	if o.workers < 1 {
-		return nil, usagef("--workers %d: want at least 1", o.workers)
+	if o.workers < 1 || o.workers > maxWorkers {
+		return nil, usagef("--workers %d: want 1 to %d", o.workers, maxWorkers)
 	}
 	if o.db == "" {
 		return nil, usagef("--db: empty path")
+	}
+	if !*vcs {
+		for _, d := range vcsDirs {
+			excludes = append(excludes, d+"/")
+		}
+	}
+	var err error
+	if o.exclude, err = newExcluder(excludes); err != nil {
+		return nil, err
 	}
 	switch o.cmd {
 	case "index":
@@ -156,24 +233,7 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	return o, nil
 }
 
-// run is fxsum without the process: it parses args, runs the command and
-// returns its error; main maps the error to the exit status.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parseArgs(args, stdout)
-	if err != nil {
-		return err
-	}
-	log := newLogger(o.logLevel, stderr)
-	defer func() { _ = log.Sync() }()
-	switch o.cmd {
-	case "manifest":
-		return runManifest(ctx, o, stdout)
-	case "verify":
-		return runVerify(ctx, o, log, stdout, stderr)
-	default:
-		return runIndex(ctx, o, log, stderr)
-	}
-}
+func printHelp(w io.Writer) { fmt.Fprintf(w, helpText, runtime.GOMAXPROCS(0), maxWorkers) }
 
 func newLogger(level zapcore.Level, w io.Writer) *zap.Logger {
 	enc := zap.NewDevelopmentEncoderConfig()

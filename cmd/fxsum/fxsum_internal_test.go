@@ -72,12 +72,20 @@ func TestAbsRootsDropsNested(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(sibling) })
-	got, err := absRoots([]string{sub, dir, sibling, dir})
+	var bad []string
+	got, err := absRoots([]string{sub, dir, sibling, dir, filepath.Join(dir, "absent")}, func(p string, err error) {
+		if errors.Is(err, os.ErrNotExist) {
+			bad = append(bad, p)
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{dir, sibling}; strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("absRoots = %q, want %q", got, want)
+	}
+	if want := filepath.Join(dir, "absent"); len(bad) != 1 || bad[0] != want {
+		t.Errorf("absRoots reported %q, want %q", bad, want)
 	}
 }
 
@@ -139,5 +147,66 @@ func TestCheckDBRefusesWithoutWriting(t *testing.T) {
 	isNew, err := checkDB(filepath.Join(dir, "absent"), true)
 	if err != nil || !isNew {
 		t.Errorf("checkDB(absent, create) = %v, %v; want new", isNew, err)
+	}
+}
+
+// TestHashFileReadsToTheEndWhenTheSizeIsZero: procfs, sysfs and some FUSE
+// and network file systems report a size of 0 for files that have content.
+func TestHashFileReadsToTheEndWhenTheSizeIsZero(t *testing.T) {
+	const path = "/proc/self/cmdline"
+	fi, err := os.Stat(path)
+	if err != nil || fi.Size() != 0 {
+		t.Skipf("no procfs file of size 0 here: %v", err)
+	}
+	content, err := os.ReadFile(path)
+	if err != nil || len(content) == 0 {
+		t.Fatalf("read %s: %d bytes, %v", path, len(content), err)
+	}
+	res, err := hashFile(context.Background(), path, "sha256", false, newReadBuf(), newHashers(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sha256.Sum256(content); !bytes.Equal(res.digest, want[:]) {
+		t.Errorf("digest %x, want %x, the digest of its %d bytes", res.digest, want, len(content))
+	}
+}
+
+// TestHashFileSizes: files of sizes around the read buffer's, which end
+// with a short read, a full one or an exact fit.
+func TestHashFileSizes(t *testing.T) {
+	dir := t.TempDir()
+	buf, hs := newReadBuf(), newHashers()
+	for _, size := range []int{0, 1, readBufSize - 1, readBufSize, readBufSize + 1, 3 * readBufSize} {
+		path := filepath.Join(dir, "f")
+		content := bytes.Repeat([]byte{byte(size)}, size)
+		if err := os.WriteFile(path, content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res, err := hashFile(context.Background(), path, "sha256", false, buf, hs, nil)
+		if err != nil {
+			t.Fatalf("size %d: %v", size, err)
+		}
+		if want := sha256.Sum256(content); !bytes.Equal(res.digest, want[:]) || res.state.size != int64(size) {
+			t.Errorf("size %d: digest %x size %d, want %x", size, res.digest, res.state.size, want)
+		}
+	}
+}
+
+// TestCreateDBTwice: two first runs on a database that does not exist yet
+// both find it missing and both create it; the second must find the first
+// one's schema and use it.
+func TestCreateDBTwice(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.db")
+	for i := range 2 {
+		if err := createDB(context.Background(), path); err != nil {
+			t.Fatalf("createDB, time %d: %v", i+1, err)
+		}
+	}
+	db, err := openDB(context.Background(), path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

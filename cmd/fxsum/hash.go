@@ -102,16 +102,24 @@ func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 	if !regular {
 		return hashResult{}, false, errors.New("not a regular file")
 	}
-	// Read no more than the size the file had when opened: a file that
-	// keeps growing must not keep its worker forever. A change shows in
-	// the size or mtime after.
+	// Read no more than the size the file had when opened, plus one byte
+	// to see whether it grew: a file that keeps growing must not keep its
+	// worker forever, and a change shows in the size or mtime after. A
+	// short read that ends at the size is the end of the file, which saves
+	// the read that would return 0 bytes. A file whose size is 0 is read
+	// to its end: files in procfs, sysfs and some FUSE and network file
+	// systems have content and report no size.
 	size := st.size
 	var n int64
-	for n < size {
+	for {
 		if err := ctx.Err(); err != nil {
 			return hashResult{}, false, err
 		}
-		k, err := f.Read(buf.b[:min(int64(len(buf.b)), size-n)])
+		want := int64(len(buf.b))
+		if size > 0 {
+			want = min(want, size-n+1)
+		}
+		k, err := f.Read(buf.b[:want])
 		if k > 0 {
 			h.Write(buf.b[:k])
 			n += int64(k)
@@ -120,16 +128,19 @@ func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 			}
 		}
 		if err == io.EOF {
-			break // shrunk: n < size
+			break
 		}
 		if err != nil {
 			return hashResult{}, false, err
+		}
+		if size > 0 && (n > size || n == size && int64(k) < want) {
+			break // grew (n > size), or read to the size and short: the end
 		}
 	}
 	after, _, err := f.stat()
 	if err != nil {
 		return hashResult{}, false, err
 	}
-	stable := st == after && n == st.size
+	stable := st == after && (n == st.size || st.size == 0)
 	return hashResult{digest: h.Sum(nil), state: st}, stable, nil
 }

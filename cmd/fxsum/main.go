@@ -63,6 +63,25 @@ func usagef(format string, args ...any) error {
 	return &usageError{err: fmt.Errorf(format, args...)}
 }
 
+// run is fxsum without the process: it parses args, runs the command and
+// returns its error; main maps the error to the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseArgs(args, stdout)
+	if err != nil {
+		return err
+	}
+	log := newLogger(o.logLevel, stderr)
+	defer func() { _ = log.Sync() }()
+	switch o.cmd {
+	case "manifest":
+		return runManifest(ctx, o, stdout)
+	case "verify":
+		return runVerify(ctx, o, log, stdout, stderr)
+	default:
+		return runIndex(ctx, o, log, stderr)
+	}
+}
+
 // errInterrupted reports that a signal stopped the run. Its message has
 // already been printed.
 var errInterrupted = errors.New("interrupted")

@@ -40,7 +40,7 @@ func TestMain(m *testing.M) {
 		buildErr = err
 	} else {
 		fxsumBin = filepath.Join(dir, "fxsum")
-		args := []string{"build", "-o", fxsumBin}
+		args := []string{"build", "-tags", "fxsumtest", "-o", fxsumBin}
 		if raceEnabled {
 			args = append(args, "-race")
 		}
@@ -145,6 +145,7 @@ func genTree(t *testing.T, n int, big ...int) *tree {
 	}
 	tr.write(t, filepath.Join(root, "empty"), rng, 0)
 	tr.write(t, filepath.Join(root, "one"), rng, 1)
+	tr.write(t, filepath.Join(root, "-"), rng, 2) // stdin to checkers
 	for i, size := range big {
 		tr.write(t, filepath.Join(root, "big", fmt.Sprintf("big-%d", i)), rng, size)
 	}
@@ -537,7 +538,7 @@ func TestUsageErrors(t *testing.T) {
 		wantErr  string
 	}{
 		{"NoPath", nil, 2, "no PATH given"},
-		{"MissingDir", []string{filepath.Join(work, "absent")}, 2, "no such file or directory"},
+		{"MissingDir", []string{filepath.Join(work, "absent")}, 1, "absent: no such file or directory"},
 		{"UnknownFlag", []string{"--bogus", work}, 2, "flag provided but not defined"},
 		{"BadAlgo", []string{"--algo", "md5", work}, 2, "--algo"},
 		{"BadWorkers", []string{"--workers", "0", work}, 2, "--workers"},
@@ -588,7 +589,10 @@ func TestSymlinks(t *testing.T) {
 	}
 	checkIndex(t, dbFile, tr)
 
-	r = mustOK(t, fxsum(t, work, nil, "--follow", tr.root))
+	r = fxsum(t, work, nil, "--follow", tr.root)
+	if r.code != 1 {
+		t.Errorf("--follow: exit %d, want 1: two links could not be indexed", r.code)
+	}
 	if s := parseSummary(t, r.stderr); s.errors != 2 {
 		t.Errorf("--follow: %d errors, want 2 (the loop, the dangling link); stderr:\n%s", s.errors, r.stderr)
 	}
@@ -644,7 +648,10 @@ func TestUnreadableIsReportedNotFatal(t *testing.T) {
 	if err := os.Chtimes(secret, later, later); err != nil {
 		t.Fatal(err)
 	}
-	r := mustOK(t, run())
+	r := run()
+	if r.code != 1 || !strings.Contains(r.stderr, "2 files or folders could not be indexed") {
+		t.Errorf("exit %d, want 1 and a count of what was not indexed; stderr:\n%s", r.code, r.stderr)
+	}
 	if s := parseSummary(t, r.stderr); s.errors != 2 {
 		t.Errorf("%d errors, want 2; stderr:\n%s", s.errors, r.stderr)
 	}
@@ -750,4 +757,28 @@ func TestDatabaseInsideTheTreeIsNotIndexed(t *testing.T) {
 		t.Errorf("manifest lists the database:\n%s", r.stdout)
 	}
 	sha256sumCheck(t, tr.root, r.stdout, len(tr.files))
+}
+
+// TestConcurrentFirstRuns: two first runs on a database that does not exist
+// yet, at the same time, both succeed.
+func TestConcurrentFirstRuns(t *testing.T) {
+	tr := genTree(t, 10)
+	for i := range 6 {
+		work := t.TempDir()
+		cmds := make([]*exec.Cmd, 2)
+		outs := make([]bytes.Buffer, 2)
+		for j := range cmds {
+			cmds[j] = command(t, work, nil, "--quiet", tr.root)
+			cmds[j].Stderr = &outs[j]
+			if err := cmds[j].Start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for j, cmd := range cmds {
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("round %d, run %d: %v\n%s", i, j, err, outs[j].String())
+			}
+		}
+		checkIndex(t, filepath.Join(work, "fxsum.db"), tr)
+	}
 }

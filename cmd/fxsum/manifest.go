@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 )
@@ -23,6 +24,13 @@ func runManifest(ctx context.Context, o *options, stdout io.Writer) (err error) 
 	if o.root != "" {
 		if root, err = filepath.Abs(o.root); err != nil {
 			return usagef("--root %s: %w", o.root, err)
+		}
+		fi, err := os.Stat(root)
+		if err != nil {
+			return usagef("--root %s: %w", o.root, pathCause(err))
+		}
+		if !fi.IsDir() {
+			return usagef("--root %s: not a folder", o.root)
 		}
 	}
 	db, err := openDB(ctx, dbFile, false)
@@ -76,6 +84,7 @@ func runManifest(ctx context.Context, o *options, stdout io.Writer) (err error) 
 			if path, err = filepath.Rel(root, path); err != nil {
 				return fmt.Errorf("manifest: %w", err)
 			}
+			path = notStdin(path)
 		}
 		if _, err := w.WriteString(manifestLine(digest, path)); err != nil {
 			return fmt.Errorf("manifest: %w", err)
@@ -100,4 +109,13 @@ func manifestLine(digest []byte, path string) string {
 	}
 	r := strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\r", `\r`)
 	return `\` + h + "  " + r.Replace(path) + "\n"
+}
+
+// notStdin is a relative path that checkers do not read as standard input:
+// "sha256sum -c" reads a file named "-" from stdin, "./-" from the file.
+func notStdin(rel string) string {
+	if rel == "-" {
+		return "./-"
+	}
+	return rel
 }

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"go.uber.org/fx"
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
 )
 
@@ -41,9 +40,6 @@ CREATE TABLE files (
 
 // pathExpr is the path of a row in SQL, for sorting by path.
 const pathExpr = `(CASE WHEN dir = '/' THEN '/' || name ELSE dir || '/' || name END)`
-
-// dbPath is a --db value, made absolute.
-type dbPath string
 
 // checkDB inspects the file at path without opening it with SQLite, so that
 // nothing is written to a file that is not an fxsum database. It reports
@@ -98,89 +94,145 @@ func dsn(path string) string {
 
 // createDB makes the schema in a new database. It writes the header in
 // rollback-journal mode first, so that the application_id is in the main file
-// before anything else, and switches to WAL after.
+// before anything else, and switches to WAL after. Two processes may create
+// the same database at once: the schema is made in a write transaction
+// (BEGIN IMMEDIATE) that first looks whether the other one has made it
+// already.
 func createDB(ctx context.Context, path string) (err error) {
 	db, err := sql.Open("sqlite", dsn(path))
 	if err != nil {
 		return fmt.Errorf("create %s: %w", path, err)
 	}
 	defer func() { err = errors.Join(err, db.Close()) }()
-	tx, err := db.BeginTx(ctx, nil)
+	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", path, err)
 	}
-	defer func() { _ = tx.Rollback() }()
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	var tables, id int
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&tables); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if err := conn.QueryRowContext(ctx, `PRAGMA application_id`).Scan(&id); err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	switch {
+	case tables > 0 && id == applicationID: // made by another fxsum meanwhile
+		_, err = conn.ExecContext(ctx, "COMMIT")
+		return err
+	case tables > 0 || id != 0:
+		return usagef("--db %s: not an fxsum database (made by someone else meanwhile); refusing to touch it", path)
+	}
 	for _, q := range []string{
 		fmt.Sprintf("PRAGMA application_id = %d", applicationID),
 		fmt.Sprintf("PRAGMA user_version = %d", schemaVersion),
 		schema,
+		"COMMIT",
 	} {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("create %s: %w", path, err)
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
-	}
-	if _, err := db.ExecContext(ctx, "PRAGMA journal_mode = WAL"); err != nil {
+	if _, err := conn.ExecContext(ctx, "PRAGMA journal_mode = WAL"); err != nil {
 		return fmt.Errorf("create %s: %w", path, err)
 	}
 	return nil
 }
 
-// openDB opens the fxsum database at path, creating it if create is set and
-// it does not exist. It refuses, with a usageError, a file that is not an
-// fxsum database.
+// openDB opens the fxsum database at path, an absolute path, creating it
+// if create is set and it does not exist. Every problem with the database
+// is a usageError of one line that names the file and the cause: a file
+// that is not an fxsum database (refused untouched), a folder that does not
+// exist or cannot be written, a database or a file beside it that cannot be
+// written, a corrupt database.
 func openDB(ctx context.Context, path string, create bool) (*sql.DB, error) {
+	if err := checkWritable(path); err != nil {
+		return nil, err
+	}
 	isNew, err := checkDB(path, create)
 	if err != nil {
 		return nil, err
 	}
 	if isNew {
 		if err := createDB(ctx, path); err != nil {
-			return nil, err
+			var ue *usageError
+			if errors.As(err, &ue) {
+				return nil, err
+			}
+			return nil, usagef("--db %s: cannot create the database: %w", path, sqliteCause(err))
 		}
 	}
 	db, err := sql.Open("sqlite", dsn(path))
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, usagef("--db %s: %w", path, err)
 	}
 	var n int
 	err = db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'files'`).Scan(&n)
-	if err == nil && n != 1 {
+	switch {
+	case err != nil:
+		err = usagef("--db %s: cannot read the database (corrupt?): %w", path, sqliteCause(err))
+	case n != 1:
 		err = usagef("--db %s: not an fxsum database (no files table); refusing to touch it", path)
 	}
 	if err != nil {
 		_ = db.Close()
-		var ue *usageError
-		if errors.As(err, &ue) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	return db, nil
-}
-
-// dbParams is what provideDB needs.
-type dbParams struct {
-	fx.In
-	LC     fx.Lifecycle
-	Path   dbPath
-	Create bool `name:"createDB"`
-}
-
-// provideDB is the app-scoped *sql.DB: opened when the app is built, closed by
-// its own OnStop after every pool that uses it has stopped.
-func provideDB(p dbParams) (*sql.DB, error) {
-	db, err := openDB(context.Background(), string(p.Path), p.Create)
-	if err != nil {
 		return nil, err
 	}
-	p.LC.Append(fx.StopHook(func() error {
-		if err := db.Close(); err != nil {
-			return fmt.Errorf("close database: %w", err)
-		}
-		return nil
-	}))
 	return db, nil
+}
+
+// checkWritable makes sure, before SQLite opens anything, that the
+// database's folder exists and can be written (SQLite makes its -wal and
+// -shm files there), and that the database and the files beside it that
+// exist can be written. SQLite would otherwise open a read-only database
+// read-only and leave behind a -shm file as read-only as the database,
+// which fails every later run, even after the database is made writable.
+func checkWritable(path string) error {
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return usagef("--db %s: folder %s: %w", path, dir, pathCause(err))
+	}
+	if !fi.IsDir() {
+		return usagef("--db %s: %s is not a folder", path, dir)
+	}
+	if err := writable(dir); err != nil {
+		return usagef("--db %s: folder %s is not writable: %w", path, dir, pathCause(err))
+	}
+	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+		p := path + suffix
+		if _, err := os.Lstat(p); err != nil {
+			continue
+		}
+		if err := writable(p); err != nil {
+			return usagef("--db %s: %s is not writable: %w", path, p, pathCause(err))
+		}
+	}
+	return nil
+}
+
+// pathCause is the cause of a *fs.PathError, without the path, which the
+// message already names.
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// sqliteCause drops the "create <path>: " prefix of createDB's errors.
+func sqliteCause(err error) error {
+	if u := errors.Unwrap(err); u != nil && strings.HasPrefix(err.Error(), "create ") {
+		return u
+	}
+	return err
 }

@@ -9,3 +9,6 @@ type fileID struct{ dev, ino uint64 }
 
 // idOf is unavailable here: followed directories are bounded by maxDepth.
 func idOf(os.FileInfo) (fileID, bool) { return fileID{}, false }
+
+// writable is left to SQLite here.
+func writable(string) error { return nil }

@@ -17,3 +17,11 @@ func idOf(fi os.FileInfo) (fileID, bool) {
 	}
 	return fileID{dev: uint64(st.Dev), ino: st.Ino}, true
 }
+
+// writable reports, as an error, whether this process may write path.
+func writable(path string) error {
+	if err := syscall.Access(path, 2 /* W_OK */); err != nil {
+		return &os.PathError{Op: "access", Path: path, Err: err}
+	}
+	return nil
+}

@@ -1,3 +1,5 @@
+//go:build fxsumtest
+
 package main
 
 import (
@@ -9,9 +11,11 @@ import (
 	"sync/atomic"
 )
 
-// Test-only hooks, read from the environment so that the tests can run the
-// binary as a user would and still interrupt it at a known point without
-// sleeping. They are not part of fxsum's interface.
+// Test-only hooks, compiled in only with the fxsumtest build tag (the
+// tests build the binary with it), read from the environment so that the
+// tests can run the binary as a user would and still interrupt it at a
+// known point without sleeping. A binary built without the tag has the
+// empty hooks of testhook_off.go, which the compiler removes.
 //
 //	FXSUM_TEST_HOLD_AFTER=N   after N hashing tasks have started, every
 //	                          further task waits until the run is interrupted;
@@ -24,7 +28,12 @@ const (
 	holdMessage  = "fxsum: test hook: holding"
 )
 
-// testHold is the FXSUM_TEST_HOLD_AFTER hook. A nil *testHold does nothing.
+// testHooks are the hooks of one index run.
+type testHooks struct {
+	hold *testHold
+	rows int
+}
+
 type testHold struct {
 	after   int64
 	started atomic.Int64
@@ -32,35 +41,34 @@ type testHold struct {
 	rep     *reporter
 }
 
-func testHoldFromEnv(stderr io.Writer) (*testHold, error) {
-	s := os.Getenv(envHoldAfter)
-	if s == "" {
-		return nil, nil
+func newTestHooks(stderr io.Writer) (testHooks, error) {
+	h := testHooks{rows: defaultBatchRows}
+	if s := os.Getenv(envHoldAfter); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return h, usagef("%s=%q: want a count", envHoldAfter, s)
+		}
+		h.hold = &testHold{after: n, rep: &reporter{w: stderr}}
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return nil, usagef("%s=%q: want a count", envHoldAfter, s)
+	if s := os.Getenv(envBatchRows); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return h, usagef("%s=%q: want a positive count", envBatchRows, s)
+		}
+		h.rows = n
 	}
-	return &testHold{after: n, rep: &reporter{w: stderr}}, nil
+	return h, nil
 }
 
-// wait blocks, once more than after tasks have started, until ctx is done.
-func (h *testHold) wait(ctx context.Context) {
-	if h == nil || h.started.Add(1) <= h.after {
+// beforeTask blocks, once more than FXSUM_TEST_HOLD_AFTER tasks have
+// started, until ctx is done.
+func (h testHooks) beforeTask(ctx context.Context) {
+	if h.hold == nil || h.hold.started.Add(1) <= h.hold.after {
 		return
 	}
-	h.once.Do(func() { h.rep.printf("%s\n", holdMessage) })
+	h.hold.once.Do(func() { h.hold.rep.printf("%s\n", holdMessage) })
 	<-ctx.Done()
 }
 
-func testBatchRowsFromEnv() (int, error) {
-	s := os.Getenv(envBatchRows)
-	if s == "" {
-		return defaultBatchRows, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		return 0, usagef("%s=%q: want a positive count", envBatchRows, s)
-	}
-	return n, nil
-}
+// batchRows is the number of rows a worker commits at a time.
+func (h testHooks) batchRows() int { return h.rows }

@@ -8,19 +8,16 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
 	"github.com/fxpool/fxpool/resources"
-	"github.com/fxpool/fxpool/workerpool"
 )
 
 // verifyDeps is what a verifying task gets from its worker. It needs no
@@ -45,13 +42,6 @@ func (f finding) String() string {
 // runVerify is "fxsum verify".
 func runVerify(ctx context.Context, o *options, log *zap.Logger, stdout, stderr io.Writer) error {
 	start := time.Now()
-	dbFile, err := filepath.Abs(o.db)
-	if err != nil {
-		return usagef("--db %s: %w", o.db, err)
-	}
-	if _, err := checkDB(dbFile, false); err != nil {
-		return err
-	}
 	var roots []string
 	for _, p := range o.paths {
 		a, err := filepath.Abs(p)
@@ -60,14 +50,17 @@ func runVerify(ctx context.Context, o *options, log *zap.Logger, stdout, stderr 
 		}
 		roots = append(roots, a)
 	}
-
-	sigCtx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stopSignals()
-	context.AfterFunc(sigCtx, stopSignals)
-
+	s, err := startSession[verifyDeps](ctx, o, log, appConfig{
+		pool: "fxsum-verify",
+		resources: []resources.Declaration{
+			resources.PerWorker(newReadBuf),
+			resources.PerWorker(newHashers),
+		},
+	})
+	if err != nil {
+		return err
+	}
 	var (
-		pool     *workerpool.Pool[verifyDeps]
-		db       *sql.DB
 		mu       sync.Mutex
 		findings []finding
 		c        counters
@@ -78,37 +71,19 @@ func runVerify(ctx context.Context, o *options, log *zap.Logger, stdout, stderr 
 		mu.Unlock()
 		c.problems.Add(1)
 	}
-	app := fx.New(
-		fxLogger(log),
-		fx.Supply(log, dbPath(dbFile), fx.Annotate(false, fx.ResultTags(`name:"createDB"`))),
-		fx.Provide(provideDB),
-		workerpool.Provide[verifyDeps]("fxsum-verify",
-			workerpool.Workers(o.workers),
-			workerpool.QueueSize(o.workers),
-			workerpool.Resources(
-				resources.PerWorker(newReadBuf),
-				resources.PerWorker(newHashers),
-			),
-		),
-		fx.Populate(&pool, &db),
-	)
-	if err := app.Err(); err != nil {
-		return startError(err)
-	}
-	startCtx, cancelStart := context.WithTimeout(ctx, time.Minute)
-	defer cancelStart()
-	if err := app.Start(startCtx); err != nil {
-		return fmt.Errorf("start: %w", err)
+	if err := checkIndexed(s.sig, s.db, roots, o.paths); err != nil {
+		return errors.Join(err, s.stop(ctx))
 	}
 	if len(roots) == 0 {
 		// The total, for progress and the interrupt message.
 		var n, size int64
-		if err := db.QueryRowContext(sigCtx, `SELECT count(*), coalesce(sum(size), 0) FROM files`).Scan(&n, &size); err != nil {
-			return errors.Join(fmt.Errorf("verify: %w", err), app.Stop(context.WithoutCancel(ctx)))
+		if err := s.db.QueryRowContext(s.sig, `SELECT count(*), coalesce(sum(size), 0) FROM files`).Scan(&n, &size); err != nil {
+			return errors.Join(fmt.Errorf("verify: %w", err), s.stop(ctx))
 		}
 		c.found.Store(n)
 		c.foundBytes.Store(size)
 	}
+	sigCtx, db, pool := s.sig, s.db, s.pool
 	prog := startProgress(o, stderr, &c, &reporter{w: stderr})
 
 	task := func(path string, r fileRow) func(context.Context, verifyDeps) error {
@@ -157,12 +132,10 @@ func runVerify(ctx context.Context, o *options, log *zap.Logger, stdout, stderr 
 		}
 		return rows.Err()
 	}()
-	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Minute)
-	defer cancelStop()
-	stopErr := app.Stop(stopCtx)
+	stopErr := s.stop(ctx)
 	prog.stop()
 
-	interrupted := sigCtx.Err() != nil && ctx.Err() == nil
+	interrupted := s.interrupted()
 	if interrupted {
 		walkErr = nil
 	}
@@ -199,11 +172,22 @@ func runVerify(ctx context.Context, o *options, log *zap.Logger, stdout, stderr 
 	return nil
 }
 
-// describeErr is an error's message without the path of a *fs.PathError.
-func describeErr(err error) string {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
+// checkIndexed makes sure that each root (args[i], made absolute) has an
+// indexed file under it: a PATH that is not in the index is a usage error.
+func checkIndexed(ctx context.Context, db *sql.DB, roots, args []string) error {
+	for i, r := range roots {
+		prefix := strings.TrimSuffix(r, "/") + "/"
+		hi := strings.TrimSuffix(r, "/") + "0"
+		var n int
+		err := db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM files
+			WHERE (dir = ? AND name = ?) OR dir = ? OR (dir >= ? AND dir < ?) LIMIT 1)`,
+			filepath.Dir(r), filepath.Base(r), r, prefix, hi).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		if n == 0 {
+			return usagef("verify: %s: not in the index", args[i])
+		}
 	}
-	return err.Error()
+	return nil
 }

@@ -1,13 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 )
 
 // visitor receives what a walker finds. A non-nil error from a visitor
@@ -17,8 +19,9 @@ type visitor interface {
 	// its entries.
 	enterDir(ctx context.Context, dir string) error
 	// file is called for each regular file (or, with follow, each symbolic
-	// link to one) with its lstat (stat) information.
-	file(ctx context.Context, dir, path string, fi fs.FileInfo) error
+	// link to one) with its lstat (stat) information; link is set when
+	// path is a symbolic link, to be followed when the file is opened.
+	file(ctx context.Context, dir, path string, fi fs.FileInfo, link bool) error
 	// leaveDir is called after the entries of dir; complete is false if the
 	// listing was cut short or dir is the parent of a file named as a root.
 	leaveDir(ctx context.Context, dir string, complete bool) error
@@ -35,21 +38,62 @@ var errSymlinkLoop = errors.New("symbolic link loop")
 // be detected by device and inode.
 const maxDepth = 1024
 
-// walker walks trees depth first, listing each directory in chunks, with no
-// more than one directory open at a time.
+// walker walks trees depth first. It lists each directory whole and visits
+// its entries sorted by name, so that the index's rows, keyed by directory
+// and name, are written in key order; it keeps no more than one directory
+// open at a time.
 type walker struct {
-	follow bool
-	// noStat skips the lstat of regular files: file gets a nil FileInfo.
-	noStat bool
-	// skip holds paths never to visit: the index's own database files,
-	// which change while they are hashed.
-	skip map[string]bool
+	follow  bool
+	exclude *excluder
+	// self is the index's own database, never visited.
+	self *selfFiles
 	v    visitor
 }
 
-// dbFiles lists a SQLite database file and the files SQLite keeps beside it.
-func dbFiles(db string) map[string]bool {
-	return map[string]bool{db: true, db + "-wal": true, db + "-shm": true, db + "-journal": true}
+// selfFiles are the database and SQLite's files beside it, known by
+// device and inode rather than by path, so that no other path (a symbolic
+// link, a bind mount, a name with "..") leads the walk into them: they
+// change while they would be hashed.
+type selfFiles struct {
+	dir   fileID          // the folder that holds them
+	names map[string]bool // their names in it
+	ids   map[fileID]bool // those that exist when the walk starts
+}
+
+// newSelfFiles identifies the database at db, an absolute path, and the
+// files SQLite keeps beside it. Call it once the database is open, when its
+// -wal and -shm files exist.
+func newSelfFiles(db string) *selfFiles {
+	s := &selfFiles{names: make(map[string]bool), ids: make(map[fileID]bool)}
+	if fi, err := os.Stat(filepath.Dir(db)); err == nil {
+		s.dir, _ = idOf(fi)
+	}
+	base := filepath.Base(db)
+	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+		s.names[base+suffix] = true
+		if fi, err := os.Stat(db + suffix); err == nil {
+			if id, ok := idOf(fi); ok {
+				s.ids[id] = true
+			}
+		}
+	}
+	return s
+}
+
+// is reports whether fi, named name in the directory dirID, is one of the
+// database's files.
+func (s *selfFiles) is(dirID fileID, name string, fi fs.FileInfo) bool {
+	if s == nil {
+		return false
+	}
+	if dirID == s.dir && dirID != (fileID{}) && s.names[name] {
+		return true
+	}
+	if fi == nil {
+		return false
+	}
+	id, ok := idOf(fi)
+	return ok && s.ids[id]
 }
 
 // walk visits root. A root that is a symbolic link is followed. It returns
@@ -62,13 +106,18 @@ func (w *walker) walk(ctx context.Context, root string) error {
 	}
 	switch {
 	case fi.IsDir():
-		return w.walkDir(ctx, root, nil)
+		return w.walkDir(ctx, root, root, nil)
 	case fi.Mode().IsRegular():
 		dir := filepath.Dir(root)
+		if w.self.is(fileID{}, "", fi) {
+			return nil
+		}
 		if err := w.v.enterDir(ctx, dir); err != nil {
 			return err
 		}
-		if err := w.v.file(ctx, dir, root, fi); err != nil {
+		lfi, err := os.Lstat(root)
+		link := err == nil && lfi.Mode()&fs.ModeSymlink != 0
+		if err := w.v.file(ctx, dir, root, fi, link); err != nil {
 			return err
 		}
 		return w.v.leaveDir(ctx, dir, false)
@@ -78,7 +127,14 @@ func (w *walker) walk(ctx context.Context, root string) error {
 	}
 }
 
-func (w *walker) walkDir(ctx context.Context, dir string, ancestors []fileID) error {
+// dirState is what entry needs to know about the directory being listed.
+type dirState struct {
+	root, dir string
+	id        fileID
+	subdirs   []string
+}
+
+func (w *walker) walkDir(ctx context.Context, root, dir string, ancestors []fileID) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -87,8 +143,10 @@ func (w *walker) walkDir(ctx context.Context, dir string, ancestors []fileID) er
 		w.v.problem(dir, true, err)
 		return nil
 	}
+	d := &dirState{root: root, dir: dir}
 	if fi, err := f.Stat(); err == nil {
 		if id, ok := idOf(fi); ok {
+			d.id = id
 			for _, a := range ancestors {
 				if a == id {
 					f.Close()
@@ -104,57 +162,60 @@ func (w *walker) walkDir(ctx context.Context, dir string, ancestors []fileID) er
 		w.v.problem(dir, false, errSymlinkLoop)
 		return nil
 	}
+	ents, rerr := f.ReadDir(-1)
+	f.Close()
+	complete := true
+	if rerr != nil {
+		w.v.problem(dir, true, rerr)
+		complete = false
+	}
+	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return cmp.Compare(a.Name(), b.Name()) })
 	if err := w.v.enterDir(ctx, dir); err != nil {
-		f.Close()
 		return err
 	}
-	var subdirs []string
-	complete := true
-	for {
-		ents, rerr := f.ReadDir(1024)
-		for _, e := range ents {
-			path := filepath.Join(dir, e.Name())
-			if err := w.entry(ctx, dir, path, e, &subdirs); err != nil {
-				f.Close()
+	for i, e := range ents {
+		if i%1024 == 0 {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			w.v.problem(dir, true, rerr)
-			complete = false
-			break
-		}
-		if err := ctx.Err(); err != nil {
-			f.Close()
+		if err := w.entry(ctx, d, e); err != nil {
 			return err
 		}
 	}
-	f.Close()
 	if err := w.v.leaveDir(ctx, dir, complete); err != nil {
 		return err
 	}
-	for _, sub := range subdirs {
-		if err := w.walkDir(ctx, sub, ancestors); err != nil {
+	for _, sub := range d.subdirs {
+		if err := w.walkDir(ctx, root, sub, ancestors); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (w *walker) entry(ctx context.Context, dir, path string, e fs.DirEntry, subdirs *[]string) error {
+func (w *walker) entry(ctx context.Context, d *dirState, e fs.DirEntry) error {
+	name := e.Name()
+	path := filepath.Join(d.dir, name)
 	t := e.Type()
+	if w.exclude != nil {
+		isDir := t.IsDir()
+		if t&fs.ModeSymlink != 0 && w.follow {
+			fi, err := os.Stat(path)
+			isDir = err == nil && fi.IsDir()
+		}
+		if w.exclude.skip(name, isDir, func() string { return relTo(d.root, path) }) {
+			return nil
+		}
+	}
 	switch {
-	case w.skip[path]:
-		return nil
 	case t.IsDir():
-		*subdirs = append(*subdirs, path)
+		d.subdirs = append(d.subdirs, path)
 		return nil
-	case t.IsRegular() && w.noStat:
-		return w.v.file(ctx, dir, path, nil)
 	case t.IsRegular():
+		if w.self.is(d.id, name, nil) {
+			return nil
+		}
 		fi, err := e.Info()
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // deleted since the listing: it is gone
@@ -166,7 +227,7 @@ func (w *walker) entry(ctx context.Context, dir, path string, e fs.DirEntry, sub
 		if !fi.Mode().IsRegular() { // replaced since the listing
 			return nil
 		}
-		return w.v.file(ctx, dir, path, fi)
+		return w.v.file(ctx, d.dir, path, fi, false)
 	case t&fs.ModeSymlink != 0 && w.follow:
 		fi, err := os.Stat(path)
 		if err != nil {
@@ -175,14 +236,20 @@ func (w *walker) entry(ctx context.Context, dir, path string, e fs.DirEntry, sub
 		}
 		switch {
 		case fi.IsDir():
-			*subdirs = append(*subdirs, path)
-		case fi.Mode().IsRegular():
-			return w.v.file(ctx, dir, path, fi)
+			d.subdirs = append(d.subdirs, path)
+		case fi.Mode().IsRegular() && !w.self.is(fileID{}, "", fi):
+			return w.v.file(ctx, d.dir, path, fi, true)
 		}
 		return nil
 	default: // symbolic links (not followed), devices, pipes, sockets
 		return nil
 	}
+}
+
+// relTo is path relative to root, which holds it, with slashes.
+func relTo(root, path string) string {
+	rel := strings.TrimPrefix(path[len(root):], string(filepath.Separator))
+	return filepath.ToSlash(rel)
 }
 
 func depth(path string) int {

@@ -42,12 +42,31 @@ type Deps struct {
 }
 
 func main() {
-	app := newApp(os.Stdout)
-	app.Run() // starts, waits for a signal or Shutdown, stops
-	if err := app.Err(); err != nil {
+	if err := run(newApp(os.Stdout)); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// run starts the app, waits for a signal or a Shutdown, and stops it, as
+// app.Run does; but it returns why a start failed, where app.Run would exit
+// the process with fx.NopLogger's silence.
+func run(app *fx.App) error {
+	startCtx, cancel := context.WithTimeout(context.Background(), app.StartTimeout())
+	defer cancel()
+	if err := app.Start(startCtx); err != nil {
+		return err
+	}
+	sig := <-app.Wait()
+	stopCtx, cancel := context.WithTimeout(context.Background(), app.StopTimeout())
+	defer cancel()
+	if err := app.Stop(stopCtx); err != nil {
+		return err
+	}
+	if sig.ExitCode != 0 {
+		return fmt.Errorf("quickstart: shut down with exit code %d", sig.ExitCode)
+	}
+	return nil
 }
 
 func newApp(out io.Writer) *fx.App {

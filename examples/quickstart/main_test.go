@@ -2,11 +2,17 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/fxpool/fxpool"
+	"github.com/fxpool/fxpool/resources"
+	"github.com/fxpool/fxpool/workerpool"
+	"go.uber.org/fx"
 	"go.uber.org/goleak"
 )
 
@@ -33,12 +39,7 @@ func (b *syncBuffer) String() string {
 
 func TestQuickStart(t *testing.T) {
 	var out syncBuffer
-	app := newApp(&out)
-	if err := app.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	<-app.Wait() // greet shuts the app down once its tasks are done
-	if err := app.Stop(t.Context()); err != nil {
+	if err := run(newApp(&out)); err != nil { // greet shuts the app down once its tasks are done
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -52,6 +53,49 @@ func TestQuickStart(t *testing.T) {
 	}
 	if lines[5] != "store closed" {
 		t.Errorf("last line %q, want the store closed after every session", lines[5])
+	}
+}
+
+// TestRunReportsFailedStart: where app.Run would exit the process and
+// fx.NopLogger would say nothing, run returns the pool's start error, after
+// fx has rolled back what had started.
+func TestRunReportsFailedStart(t *testing.T) {
+	errRefused := errors.New("session refused")
+	var out syncBuffer
+	app := fx.New(
+		fx.NopLogger,
+		fxpool.Module,
+		fx.Supply(fx.Annotate(&out, fx.As(new(io.Writer)))),
+		fx.Provide(NewStore),
+		workerpool.Provide[Deps]("greeter",
+			workerpool.Workers(2),
+			workerpool.Resources(
+				resources.PerWorker(func(s *Store) (*Session, error) { return nil, errRefused }),
+			),
+		),
+		fx.Invoke(greet),
+	)
+	err := run(app)
+	if !errors.Is(err, errRefused) {
+		t.Fatalf("run returned %v, want the start error %v", err, errRefused)
+	}
+	if got := out.String(); got != "store closed\n" {
+		t.Errorf("output %q, want no greeting and the store closed by the rollback", got)
+	}
+}
+
+// TestRunReportsExitCode: a Shutdown with a non-zero exit code (as a pool
+// past MaxRestarts asks for) is an error of run, so main exits non-zero.
+func TestRunReportsExitCode(t *testing.T) {
+	app := fx.New(
+		fx.NopLogger,
+		fx.Invoke(func(lc fx.Lifecycle, sd fx.Shutdowner) {
+			lc.Append(fx.StartHook(func() error { return sd.Shutdown(fx.ExitCode(3)) }))
+		}),
+	)
+	err := run(app)
+	if err == nil || !strings.Contains(err.Error(), "exit code 3") {
+		t.Errorf("run returned %v, want an error naming exit code 3", err)
 	}
 }
 

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/fxpool/fxpool/workerpool"
+)
+
+// known is an indexed file's state, as the database has it.
+type known struct {
+	state fileState
+	algo  string
+}
+
+// indexVisitor decides, directory by directory, what to hash and what to
+// remove. It loads the rows of one directory at a time, so its memory is
+// bounded by the largest directory, not the tree. It is used by the walking
+// goroutine only.
+type indexVisitor struct {
+	run    *indexRun
+	pool   *workerpool.Pool[indexDeps]
+	conn   *sql.Conn
+	lookup *sql.Stmt
+	log    *zap.Logger
+
+	known   map[string]known // rows of the current directory not yet seen, by name
+	deletes [][]any          // dir and name of the rows that must go
+	visited map[string]struct{}
+	failed  map[string]struct{} // directories that could not be listed
+}
+
+// walkIndex walks the roots, skips unchanged files, submits the others to
+// the pool, removes the rows of files that are gone and, when the walk
+// completed, of directories that are gone.
+func walkIndex(ctx context.Context, run *indexRun, pool *workerpool.Pool[indexDeps], db *sql.DB, roots []string, log *zap.Logger) (err error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer func() { err = errors.Join(err, conn.Close()) }()
+	lookup, err := conn.PrepareContext(ctx, `SELECT name, size, mtime_ns, algo FROM files WHERE dir = ?`)
+	if err != nil {
+		return fmt.Errorf("prepare lookup: %w", err)
+	}
+	defer lookup.Close()
+	v := &indexVisitor{
+		run: run, pool: pool, conn: conn, lookup: lookup, log: log,
+		visited: make(map[string]struct{}), failed: make(map[string]struct{}),
+	}
+	w := &walker{follow: run.opts.follow, exclude: run.opts.exclude, self: run.self, v: v}
+	for _, r := range roots {
+		if err := w.walk(ctx, r); err != nil {
+			return errors.Join(err, v.flushDeletes(context.WithoutCancel(ctx)))
+		}
+	}
+	if err := v.flushDeletes(ctx); err != nil {
+		return err
+	}
+	// The walk is complete: the counts are exact.
+	run.c.found.Store(run.c.seen.Load())
+	run.c.foundBytes.Store(run.c.seenBytes.Load())
+	for _, r := range roots {
+		if err := v.sweep(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (v *indexVisitor) enterDir(ctx context.Context, dir string) error {
+	v.visited[dir] = struct{}{}
+	rows, err := v.lookup.QueryContext(ctx, dir)
+	if err != nil {
+		return fmt.Errorf("look up %s: %w", dir, err)
+	}
+	defer rows.Close()
+	v.known = make(map[string]known)
+	for rows.Next() {
+		var (
+			p string
+			k known
+		)
+		if err := rows.Scan(&p, &k.state.size, &k.state.mtime, &k.algo); err != nil {
+			return fmt.Errorf("look up %s: %w", dir, err)
+		}
+		v.known[p] = k
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("look up %s: %w", dir, err)
+	}
+	return nil
+}
+
+func (v *indexVisitor) file(ctx context.Context, dir, path string, fi fs.FileInfo, link bool) error {
+	c := &v.run.c
+	st := stateOf(fi)
+	c.seen.Add(1)
+	c.seenBytes.Add(st.size)
+	name := filepath.Base(path)
+	k, ok := v.known[name]
+	delete(v.known, name)
+	if ok && !v.run.opts.rehash && k.state == st && k.algo == v.run.opts.algo {
+		c.unchanged.Add(1)
+		c.unchangedBytes.Add(st.size)
+		return nil
+	}
+	return v.pool.Go(ctx, v.run.hashTask(dir, path, link))
+}
+
+func (v *indexVisitor) leaveDir(ctx context.Context, dir string, complete bool) error {
+	if complete {
+		for name := range v.known {
+			v.deletes = append(v.deletes, []any{dir, name})
+		}
+	}
+	v.known = nil
+	if len(v.deletes) >= 256 {
+		return v.flushDeletes(ctx)
+	}
+	return nil
+}
+
+func (v *indexVisitor) problem(path string, isDir bool, err error) {
+	if isDir {
+		v.failed[path] = struct{}{}
+	}
+	v.run.problem(path, err)
+}
+
+// flushDeletes removes the rows of v.deletes in one transaction.
+func (v *indexVisitor) flushDeletes(ctx context.Context) (err error) {
+	if len(v.deletes) == 0 {
+		return nil
+	}
+	n, err := inTx(ctx, &v.run.writer, v.conn, `DELETE FROM files WHERE dir = ? AND name = ?`, v.deletes)
+	if err != nil {
+		return fmt.Errorf("remove rows of deleted files: %w", err)
+	}
+	v.run.c.removed.Add(n)
+	v.log.Debug("removed rows", zap.Int64("rows", n))
+	v.deletes = v.deletes[:0]
+	return nil
+}
+
+// sweep removes the rows under root whose directory the walk did not
+// visit: directories that are gone or excluded. Rows under a directory
+// that could not be listed are kept. It looks up one row per indexed
+// directory (a skip scan of the primary key), not every row.
+func (v *indexVisitor) sweep(ctx context.Context, root string) error {
+	var gone [][]any
+	keep := func(d string) bool {
+		_, ok := v.visited[d]
+		return ok || v.underFailed(d)
+	}
+	var n int
+	err := v.conn.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM files WHERE dir = ? LIMIT 1)`, root).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("sweep %s: %w", root, err)
+	}
+	if n > 0 && !keep(root) {
+		gone = append(gone, []any{root})
+	}
+	prefix := strings.TrimSuffix(root, "/") + "/"
+	hi := strings.TrimSuffix(root, "/") + "0" // '0' follows '/'
+	next, err := v.conn.PrepareContext(ctx, `SELECT dir FROM files WHERE dir >= ? AND dir < ? ORDER BY dir LIMIT 1`)
+	if err != nil {
+		return fmt.Errorf("sweep %s: %w", root, err)
+	}
+	defer next.Close()
+	for from := prefix; ; {
+		var d string
+		err := next.QueryRowContext(ctx, from, hi).Scan(&d)
+		if errors.Is(err, sql.ErrNoRows) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("sweep %s: %w", root, err)
+		}
+		if d != root && !keep(d) {
+			gone = append(gone, []any{d})
+		}
+		from = d + "\x00" // the next directory
+	}
+	k, err := inTx(ctx, &v.run.writer, v.conn, `DELETE FROM files WHERE dir = ?`, gone)
+	if err != nil {
+		return fmt.Errorf("sweep %s: %w", root, err)
+	}
+	v.run.c.removed.Add(k)
+	return nil
+}
+
+func (v *indexVisitor) underFailed(dir string) bool {
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, ok := v.failed[d]; ok {
+			return true
+		}
+		if p := filepath.Dir(d); p == d {
+			return false
+		}
+	}
+}
+
+// inTx runs query once for each set of arguments in one short write
+// transaction on conn and returns the number of rows it affected.
+func inTx(ctx context.Context, w *writeLock, conn *sql.Conn, query string, args [][]any) (n int64, err error) {
+	if len(args) == 0 {
+		return 0, nil
+	}
+	w.Lock()
+	defer w.Unlock()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	stmt, err := tx.PrepareContext(ctx, query)
+	if err != nil {
+		return 0, err
+	}
+	defer stmt.Close()
+	for _, a := range args {
+		res, err := stmt.ExecContext(ctx, a...)
+		if err != nil {
+			return 0, err
+		}
+		k, _ := res.RowsAffected()
+		n += k
+	}
+	return n, tx.Commit()
+}
+
+// countVisitor counts files and bytes, for the progress bar's total.
+type countVisitor struct{ c *counters }
+
+func (countVisitor) enterDir(context.Context, string) error { return nil }
+func (v countVisitor) file(_ context.Context, _, _ string, fi fs.FileInfo, _ bool) error {
+	v.c.found.Add(1)
+	v.c.foundBytes.Add(fi.Size())
+	return nil
+}
+func (countVisitor) leaveDir(context.Context, string, bool) error { return nil }
+func (countVisitor) problem(string, bool, error)                  {}
