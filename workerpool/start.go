@@ -103,7 +103,9 @@ func (p *Pool[R]) start(ctx context.Context) error {
 			cause = context.Cause(openCtx)
 		}
 	}
-	if len(failures) == 0 && cause == nil && p.queueZeroReady(openCtx, n) && ctx.Err() == nil && p.transition(stateServing, stateStarting) {
+	// Success only within the open's share: fx must see the hook return
+	// before its deadline, or it gives up on a pool it will never stop.
+	if len(failures) == 0 && cause == nil && p.queueZeroReady(openCtx, n) && openCtx.Err() == nil && p.transition(stateServing, stateStarting) {
 		if e := p.elastic; e != nil {
 			e.live = n
 			go p.grower()
@@ -112,7 +114,10 @@ func (p *Pool[R]) start(ctx context.Context) error {
 		return nil
 	}
 	if cause == nil && len(failures) == 0 {
-		cause = fmt.Errorf("start context ended as the last workers opened: %w", context.Cause(ctx))
+		// Every worker opened, but past the open's share: a start that
+		// returns nil so close to its deadline is one fx may give up on,
+		// and never stop.
+		cause = context.Cause(openCtx)
 	}
 
 	// Roll back, with a budget of its own: fx would roll back with ctx,
