@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/fxpool/fxpool/internal/safe"
 )
 
 // A Cleanup releases one resource. It receives the context given to
@@ -159,13 +160,12 @@ func (s *Stack) unwind(ctx context.Context, entries []entry) error {
 }
 
 // run calls one cleanup, turning a panic into an error.
-func run(ctx context.Context, e entry) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &CleanupError{Name: e.name, Err: &PanicError{Value: r, Stack: debug.Stack()}}
-		}
-	}()
-	if err := e.fn(ctx); err != nil {
+func run(ctx context.Context, e entry) error {
+	var err error
+	if perr := safe.Call(func() { err = e.fn(ctx) }); perr != nil {
+		err = perr
+	}
+	if err != nil {
 		return &CleanupError{Name: e.name, Err: err}
 	}
 	return nil
@@ -201,18 +201,8 @@ func (e *CleanupError) Error() string {
 
 func (e *CleanupError) Unwrap() error { return e.Err }
 
-// PanicError is a recovered panic: the value given to panic and the stack of
-// the goroutine that panicked.
-type PanicError struct {
-	Value any
-	Stack []byte
-}
-
-func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
-
-// Unwrap returns the panic value if it is an error, so that errors.Is sees
-// through a panic(err).
-func (e *PanicError) Unwrap() error {
-	err, _ := e.Value.(error)
-	return err
-}
+// PanicError is a recovered panic: the value given to panic (Value) and
+// the stack of the goroutine that panicked (Stack). Its Unwrap returns the
+// value if it is an error, so that errors.Is sees through a panic(err). It
+// is the one panic error of fxpool: workerpool.PanicError is the same type.
+type PanicError = safe.PanicError

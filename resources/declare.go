@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"go.uber.org/dig"
+	"go.uber.org/fx"
 )
 
 // ErrBroken marks a task error that makes its worker rebuild its resources:
@@ -35,8 +36,11 @@ type Worker struct {
 	Pool string
 	// ID is the worker's number in its pool, from 0.
 	ID int
-	// Generation counts how many times the worker's resources were rebuilt:
-	// 0 for the first open.
+	// Generation numbers the sets of resources its worker has opened: 0 for
+	// the first, one more for each set opened after it (a rebuild, a
+	// recycle, or a worker grown again in the slot ID of an elastic pool).
+	// A failed attempt to open does not use up a number: its retry opens
+	// the same generation.
 	Generation int
 }
 
@@ -165,6 +169,7 @@ var (
 	typeCloser     = reflect.TypeFor[interface{ Close() error }]()
 	typeCtxCloser  = reflect.TypeFor[interface{ Close(context.Context) error }]()
 	typeDigIn      = reflect.TypeFor[dig.In]()
+	typeLifecycle  = reflect.TypeFor[fx.Lifecycle]()
 	errNotFunc     = errors.New("not a func")
 	errNoResult    = errors.New("returns nothing usable")
 	errBadCtxParam = errors.New("context.Context must be the first parameter")
@@ -213,6 +218,8 @@ func analyse(fn any) (*ctor, error) {
 		return nil, bad("fx.Out results are not supported")
 	case c.out == typeWorker:
 		return nil, bad("resources.Worker is provided by the pool")
+	case c.out == typeContext:
+		return nil, bad("a context.Context result can never be received: take the start's context as the first parameter instead")
 	}
 	c.name = c.out.String()
 	if c.cleanup == noCleanup {
@@ -232,6 +239,9 @@ func analyse(fn any) (*ctor, error) {
 			}
 			c.withCtx = true
 			continue
+		}
+		if pt == typeLifecycle {
+			return nil, bad("parameter %d: fx.Lifecycle: hooks appended while a pool opens its workers never run; use a cleanup or a Close method", i)
 		}
 		p, err := newParam(pt)
 		if err != nil {
@@ -261,6 +271,9 @@ func newParam(t reflect.Type) (param, error) {
 		}
 		if f.Type == typeContext {
 			return param{}, fmt.Errorf("%v: field %s: %w", t, f.Name, errBadCtxParam)
+		}
+		if f.Type == typeLifecycle {
+			return param{}, fmt.Errorf("%v: field %s: fx.Lifecycle: hooks appended while a pool opens its workers never run; use a cleanup or a Close method", t, f.Name)
 		}
 		if dig.IsIn(f.Type) {
 			return param{}, fmt.Errorf("%v: field %s: nested fx.In structs are not supported", t, f.Name)

@@ -11,8 +11,13 @@
 //
 // where cleanup is func(), func() error or func(context.Context) error. A
 // constructor may take a leading [context.Context]: the context of the open,
-// which ends when the pool gives up starting. A parameter may be an fx.In
-// struct, whose fields may carry the optional:"true" and name:"..." tags.
+// which ends when the open is over — for a worker opened by the pool's
+// start, when the start returns, whether it succeeded or not. A
+// constructor that starts background work gives it a context of its own
+// and stops it in its cleanup. A parameter may be an fx.In struct, whose
+// fields may carry the optional:"true" and name:"..." tags. A constructor
+// may not take fx.Lifecycle (hooks appended while a pool runs never run:
+// use a cleanup) nor return a context.Context (nothing could receive it).
 //
 // A parameter whose type another PerWorker constructor of the same pool
 // returns is that worker's own value; [Worker] tells a constructor who it

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/fxpool/fxpool/hooks"
+	"github.com/fxpool/fxpool/internal/safe"
 )
 
 // Plan is the analysed dependency graph of one pool's per-worker resources,
@@ -338,6 +338,28 @@ func (e *OpenError) Unwrap() error { return e.Err }
 // reverse order, with ctx's values but not its cancellation, and returns an
 // [*OpenError] joined with any error of that rollback.
 func (p *Plan[R]) Open(ctx context.Context, w Worker, ext []reflect.Value) (*Scope[R], error) {
+	return p.OpenWith(ctx, w, ext, OpenOptions{})
+}
+
+// OpenOptions tunes [Plan.OpenWith].
+type OpenOptions struct {
+	// Begin, if not nil, is called with a resource's name just before its
+	// constructor runs: a pool reports with it what a slow open is stuck in.
+	Begin func(resource string)
+	// CloseTimeout, if positive, bounds the rollback of a failed open.
+	CloseTimeout time.Duration
+}
+
+// OpenWith is [Plan.Open] with options.
+func (p *Plan[R]) OpenWith(ctx context.Context, w Worker, ext []reflect.Value, o OpenOptions) (*Scope[R], error) {
+	rollback := func(s *Scope[R]) error {
+		rctx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+		if o.CloseTimeout > 0 {
+			rctx, cancel = context.WithTimeout(rctx, o.CloseTimeout)
+		}
+		defer cancel()
+		return s.Close(rctx)
+	}
 	if len(ext) != len(p.needs) {
 		return nil, fmt.Errorf("resources: Open got %d external values, want %d", len(ext), len(p.needs))
 	}
@@ -348,7 +370,10 @@ func (p *Plan[R]) Open(ctx context.Context, w Worker, ext []reflect.Value) (*Sco
 		if err := context.Cause(ctx); err != nil {
 			// Whoever opens has given up: open nothing more.
 			err = &OpenError{Resource: c.name, Constructor: c.where, Err: err}
-			return nil, errors.Join(err, s.Close(context.WithoutCancel(ctx)))
+			return nil, errors.Join(err, rollback(s))
+		}
+		if o.Begin != nil {
+			o.Begin(c.name)
 		}
 		args := p.build(ctx, w, i, p.args[i], vals, ext)
 		began := time.Now()
@@ -361,7 +386,7 @@ func (p *Plan[R]) Open(ctx context.Context, w Worker, ext []reflect.Value) (*Sco
 		}
 		if err != nil {
 			err = &OpenError{Resource: c.name, Constructor: c.where, Err: err}
-			return nil, errors.Join(err, s.Close(context.WithoutCancel(ctx)))
+			return nil, errors.Join(err, rollback(s))
 		}
 		vals[i] = v
 		if c.check.IsValid() {
@@ -385,9 +410,8 @@ func (p *Plan[R]) observed(name string, w Worker, cleanup hooks.Cleanup) hooks.C
 		defer func() {
 			// A panic is recovered by the stack; the observer sees it as an
 			// error all the same.
-			r := recover()
-			if r != nil {
-				err = &hooks.PanicError{Value: r, Stack: debug.Stack()}
+			if perr := safe.Recovered(recover()); perr != nil {
+				err = perr
 			}
 			p.observe(Event{Resource: name, Worker: w, Closed: true, Took: time.Since(began), Err: err})
 		}()
@@ -432,8 +456,8 @@ func (p *Plan[R]) build(ctx context.Context, w Worker, consumer int, specs []arg
 // value and its cleanup (nil if none).
 func (c *ctor) call(args []reflect.Value) (v reflect.Value, cleanup hooks.Cleanup, err error) {
 	defer func() {
-		if r := recover(); r != nil {
-			v, cleanup, err = reflect.Value{}, nil, &hooks.PanicError{Value: r, Stack: debug.Stack()}
+		if perr := safe.Recovered(recover()); perr != nil {
+			v, cleanup, err = reflect.Value{}, nil, perr
 		}
 	}()
 	out := c.fn.Call(args)
@@ -526,8 +550,8 @@ func (s *Scope[R]) Check(ctx context.Context) error {
 
 func (c check) run(ctx context.Context) (err error) {
 	defer func() {
-		if r := recover(); r != nil {
-			err = &hooks.PanicError{Value: r, Stack: debug.Stack()}
+		if perr := safe.Recovered(recover()); perr != nil {
+			err = perr
 		}
 	}()
 	out := c.fn.Call([]reflect.Value{reflect.ValueOf(&ctx).Elem(), c.v})

@@ -12,13 +12,13 @@
 // # Who owns what
 //
 // The pool owns its workers: one goroutine each, started by the pool's
-// OnStart hook and ended by its OnStop hook, never later. Each worker owns
-// its resources: it opens them (in dependency order) before its first
-// task, rebuilds them after a panic, a task error wrapping
-// resources.ErrBroken, or when [MaxTasksPerWorker] or [MaxWorkerAge] says
-// so, and closes them (in reverse order) when the pool stops. The app owns
-// app-scoped resources, which fx stops after the pool, since the pool was
-// built from them.
+// OnStart hook (or, for an [Elastic] pool, by its grower) and ended by its
+// OnStop hook, never later. Each worker owns its resources: it opens them
+// (in dependency order) before its first task, rebuilds them after a
+// panic, a runtime.Goexit, a task error wrapping resources.ErrBroken, or
+// when [MaxTasksPerWorker] or [MaxWorkerAge] says so, and closes them (in
+// reverse order) when the pool stops. The app owns app-scoped resources,
+// which fx stops after the pool, since the pool was built from them.
 //
 // # Submitting
 //
@@ -29,21 +29,88 @@
 // that it did not: Do and Future.Wait return it, tasks of Go reach the
 // [ErrorHandler], and [OnDropped] sees each.
 //
-// # Starting and stopping
+// # States
 //
-// Start opens every worker's resources in parallel and returns when all are
-// open; if any open fails or the start context ends, it closes, in reverse
-// order, everything that did open before returning. Stop refuses new
-// tasks, lets the queued ones run ([Drain], the default) or reports them
-// as not run ([Cancel]), cancels the context of running tasks once half of
-// its budget is gone, and closes every worker's resources within three
-// quarters of it: the last quarter belongs to the hooks that stop after
-// the pool. A task or cleanup that ignores its context does not hold Stop
-// past its deadline: Stop returns an error naming the worker and what it
-// is stuck in.
+// A pool's state changes in one place, under one lock:
+//
+//	new ──start──▶ starting ──all workers open──▶ serving ──stop──▶ stopping ──▶ stopped
+//	 │                 │                             │                 ▲
+//	 │                 └──an open failed or the      └──MaxRestarts──▶ failed
+//	 │                    budget ran out: rolled back,     (no tasks; resources
+//	 │                    then ──────────────────▶ stopped  kept until stop)
+//	 └──stop before start──────────────────────────▶ stopped
+//
+// Only serving takes tasks. Before the start, submitters get
+// [ErrNotStarted]; from failed, stopping or stopped, [ErrClosed]. A pool
+// starts once: a second start after a stop fails with [ErrClosed]. A stop
+// while stopping or stopped waits for the first stop and returns its
+// result.
+//
+// # Starting
+//
+// The start's budget is the time left to its context's deadline when
+// OnStart begins. Workers open in parallel ([StartConcurrency] at a time)
+// during the first two thirds of it. If an open fails, or that share runs
+// out, the start rolls back: every worker that opened closes, in reverse
+// order, and OnStart returns by nineteen twentieths of the budget, before
+// fx gives up on it (fx's App.Start returns at its deadline without waiting
+// for the hook, and App.Run then exits the process). Only a constructor
+// that ignores its context can still be running then; its worker closes
+// what it opened as soon as it returns. The error names the pool, each
+// worker that failed and why, or the workers still opening and the
+// resource each is stuck in.
+//
+// # Stopping
+//
+// The stop's budget is the time left to its context's deadline when OnStop
+// begins. The pool refuses new tasks at once. Under [Drain], the default,
+// queued tasks still start during the first two fifths of the budget;
+// then, or at once under [Cancel], the tasks still queued are reported as
+// not run and the context of running tasks is cancelled, with cause
+// [ErrClosed]. Each worker closes its resources as soon as it is free:
+// every cleanup gets a context whose deadline is nine tenths of the
+// budget, so closing (a flush, a commit) is never starved by draining. The
+// last tenth is left to the hooks that stop after the pool, such as those
+// of the app-scoped resources its workers use. A task or cleanup that
+// ignores its context does not hold the stop past nine tenths: the stop
+// returns an error naming the worker and what it is stuck in, and that
+// worker closes on its own when it comes back. A stop without a deadline
+// waits for everything.
+//
+// fx skips every remaining OnStop once the stop budget is gone: a hook that
+// stops before the pool and takes the whole budget (an HTTP server's
+// graceful Shutdown) would leave the pool running and its resources open.
+// [StopGuard] closes that gap: see its documentation.
+//
+// Cleanups that no stop bounds — a rebuild's, a recycle's, an elastic
+// retirement's — get a context that ends after [CloseTimeout]. A
+// constructor's context ends when its open ends: for the first workers,
+// when the start returns, whether it succeeded or not; for a rebuild, when
+// the pool begins to drop tasks. A constructor that starts background work
+// must give it a context of its own and stop it in its cleanup.
+//
+// # Goroutines
+//
+// Every goroutine the pool starts has an owner that ends it and waits for
+// it:
+//
+//	goroutine   started by                      ended by                         waited for by
+//	worker      launch (start, grower); spawn    a pill (stop, rollback), an      stop and rollback, through
+//	            for the successor of a worker   elastic retirement, the stop     the worker's exited channel
+//	            whose task called Goexit        giving up (abandon), or a
+//	                                            failed first open
+//	grower      a successful start (Elastic)    the stop (stopGrowing)           the stop
+//	guard       [StopGuard]'s hook, as a timer  the stop it runs, by the app's   the pool's OnStop, if fx
+//	            at half of the app's stop       stop deadline                    reaches it
+//
+// Timers made with the pool's [Clock] (MaxWorkerAge, restart backoff,
+// elastic idling) and the stop's drain timer run no code but a flag or a
+// channel close, and are stopped by their owners.
 //
 // # Observing
 //
 // [Pool.Stats] counts workers and tasks; every lifecycle [Event] is logged
-// to the app's *zap.Logger, if it has one, and given to the [Events] hook.
+// to the app's *zap.Logger or, if it has none, errors only, to standard
+// error; and given to the [Events] hook. A panic in a user's callback
+// (ErrorHandler, OnDropped, Events) is logged, never a crash.
 package workerpool

@@ -1,20 +1,15 @@
 package workerpool
 
-import (
-	"context"
-	"sync"
-	"sync/atomic"
-)
+import "sync"
 
 // elastic is the state of a pool sized by Elastic. Slots of p.workers hold
-// the workers; a vacant slot is reused by the next worker opened.
+// the workers; a free slot is reused by the next worker grown.
 type elastic struct {
 	mu       sync.Mutex
-	live     int  // workers in their slots, opening or serving; guarded by mu
+	live     int  // workers that will take a pill: opening or serving; guarded by mu
 	stopping bool // no more growth or retirement; guarded by mu
 
-	idle    atomic.Int32 // workers parked waiting for a task
-	opening atomic.Int32 // workers opened on demand and not serving yet
+	opening int // workers grown and not serving yet; guarded by mu
 	grow    chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
@@ -37,7 +32,7 @@ func (e *elastic) wake() {
 }
 
 // grower opens workers while tasks wait and none is idle. It is started by
-// the start and stopped by the stop.
+// the start and ended and waited for by the stop.
 func (p *Pool[R]) grower() {
 	e := p.elastic
 	defer close(e.stopped)
@@ -57,116 +52,109 @@ func (p *Pool[R]) growOne() bool {
 	e := p.elastic
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.stopping || e.live >= len(p.workers) || e.idle.Load() > 0 || len(p.q) <= int(e.opening.Load()) {
+	if e.stopping || e.live >= len(p.workers) || p.idle.Load() > 0 || len(p.q) <= e.opening {
 		return false
 	}
-	return p.openSlot()
+	return p.growSlot()
 }
 
-// openSlot starts a worker in a vacant slot. e.mu must be held.
-func (p *Pool[R]) openSlot() bool {
+// growSlot launches a worker in a free slot. e.mu must be held.
+func (p *Pool[R]) growSlot() bool {
 	e := p.elastic
 	for _, w := range p.workers {
-		if w.phase.Load() == phaseVacant {
+		if !w.slotted {
+			w.slotted = true
 			e.live++
-			e.opening.Add(1)
-			w.phase.Store(phaseOpening)
-			w.exited = make(chan struct{})
-			w.err = nil
-			go w.runGrown()
+			e.opening++
+			p.launch(w, w.openGrown)
 			return true
 		}
 	}
 	return false
 }
 
-// stopGrowing stops the grower and freezes the number of live workers,
-// which it returns: that many will take a pill. If tasks wait to be
-// drained and no worker is left, it opens one to run them.
-func (p *Pool[R]) stopGrowing() int {
+// openGrown is the boot of a worker grown on demand: it opens on its own
+// goroutine, retrying as a rebuild does, and then serves.
+func (w *worker[R]) openGrown() bool {
+	p := w.p
+	if err := w.open(p.tasks); err != nil {
+		w.reopen(restart, err)
+	}
 	e := p.elastic
 	e.mu.Lock()
-	if e.live == 0 && len(p.q) > 0 && !p.dropping.Load() {
-		p.openSlot()
-	}
-	e.stopping = true
-	live := e.live
+	e.opening--
 	e.mu.Unlock()
-	close(e.stop)
-	<-e.stopped
-	return live
-}
-
-// retire reports whether an idle worker may close: only above min, and not
-// once the pool is stopping, when every live worker is owed a pill.
-func (p *Pool[R]) retire() bool {
-	e := p.elastic
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.stopping || e.live <= p.cfg.minWorkers {
-		return false
-	}
-	e.live--
 	return true
 }
 
-// runGrown is the goroutine of a worker opened on demand.
-func (w *worker[R]) runGrown() {
-	p := w.p
-	w.gen++ // a new generation in this slot
-	if err := w.open(p.runCtx); err != nil {
-		w.reopen(restart, err)
+// stopGrowing stops the grower and freezes the workers: it returns those to
+// wait for and how many of them will take a pill (the others are retiring).
+// If tasks wait to be drained and no worker is left, it grows one to run
+// them.
+func (p *Pool[R]) stopGrowing() ([]*worker[R], int) {
+	e := p.elastic
+	e.mu.Lock()
+	if e.live == 0 && len(p.q) > 0 && !p.dropping.Load() {
+		p.growSlot()
 	}
-	p.elastic.opening.Add(-1)
-	w.phase.Store(phaseServing)
-	w.serveElastic()
+	e.stopping = true
+	n := e.live
+	e.mu.Unlock()
+	close(e.stop)
+	<-e.stopped
+	live := make([]*worker[R], 0, len(p.workers))
+	for _, w := range p.workers {
+		if w.exited != nil {
+			live = append(live, w) // waited for; n of them take a pill
+		}
+	}
+	return live, n
 }
 
-// serveElastic is serve for an elastic pool: a worker parked for longer
-// than the idle timeout may retire, closing its resources.
-func (w *worker[R]) serveElastic() {
+// nextElastic is next for an elastic pool: a worker that waits longer than
+// the idle timeout may retire.
+func (w *worker[R]) nextElastic() (task[R], bool) {
 	p, e := w.p, w.p.elastic
 	for {
-		var t task[R]
+		p.idle.Add(1)
+		timeout := make(chan struct{})
+		timer := p.cfg.clock.AfterFunc(p.cfg.idle, func() { close(timeout) })
 		select {
-		case t = <-p.q:
-		default:
-			e.idle.Add(1)
-			timeout := make(chan struct{})
-			timer := p.cfg.clock.AfterFunc(p.cfg.idle, func() { close(timeout) })
-			select {
-			case t = <-p.q:
-				timer.Stop()
-				e.idle.Add(-1)
-			case <-timeout:
-				e.idle.Add(-1)
-				if p.retire() {
-					w.vacate(context.WithoutCancel(p.runCtx))
-					w.err = nil // not a stop's error: recorded as a WorkerClosed event
-					close(w.exited)
-					w.phase.Store(phaseVacant)
-					return
-				}
-				continue
+		case t := <-p.q:
+			timer.Stop()
+			p.idle.Add(-1)
+			if len(p.q) > 0 && p.idle.Load() == 0 {
+				e.wake() // tasks still wait and this worker is taken: maybe grow
 			}
+			return t, true
+		case <-p.abandon:
+			timer.Stop()
+			p.idle.Add(-1)
+			return task[R]{}, false
+		case <-timeout:
+			p.idle.Add(-1)
 		}
-		if len(p.q) > 0 && e.idle.Load() == 0 {
-			e.wake() // tasks still wait and this worker is taken: maybe grow
+		if t, ok, retired := p.retire(); ok || retired {
+			return t, ok
 		}
-		if t.fn == nil {
-			w.vacate(p.stopCtx)
-			close(w.exited)
-			w.phase.Store(phaseVacant)
-			return
-		}
-		w.handle(t)
 	}
 }
 
-// vacate closes the worker's resources. Its caller then frees the slot by
-// setting phaseVacant, after which the worker touches none of its fields.
-func (w *worker[R]) vacate(ctx context.Context) {
-	if w.scope != nil {
-		w.close(ctx)
+// retire decides whether a worker that idled for the idle timeout closes:
+// not at or below min, not once the pool stops (every live worker is owed
+// a pill), and not if a task came meanwhile — it gets that task instead.
+func (p *Pool[R]) retire() (t task[R], got, retired bool) {
+	e := p.elastic
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	select {
+	case t := <-p.q:
+		return t, true, false
+	default:
 	}
+	if e.stopping || e.live <= p.cfg.minWorkers {
+		return task[R]{}, false, false
+	}
+	e.live--
+	return task[R]{}, false, true
 }

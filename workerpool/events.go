@@ -54,8 +54,9 @@ type WorkerClosed struct {
 }
 
 // WorkerRebuilt: a worker replaced its resources with a fresh generation.
-// Reason is "restart" (after a panic or ErrBroken, given as Cause), "max
-// tasks per worker" or "max worker age".
+// Reason is "restart" (after a panic, a Goexit or ErrBroken, given as
+// Cause), "failed check" (a health check after idling failed, given as
+// Cause), "max tasks per worker" or "max worker age".
 type WorkerRebuilt struct {
 	Worker resources.Worker
 	Reason string
@@ -98,8 +99,8 @@ func (p *Pool[R]) record(e Event) {
 	if ce := p.log.Check(e.Level(), message(e)); ce != nil {
 		ce.Write(fields(e)...)
 	}
-	if p.cfg.events != nil {
-		p.cfg.events(e)
+	if f := p.cfg.events; f != nil {
+		p.guard("Events", func() { f(e) })
 	}
 }
 

@@ -42,7 +42,7 @@ func Map[R, In, Out any](ctx context.Context, p *Pool[R], in iter.Seq[In], f fun
 		ctx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
 		// Tasks also end when the pool stops.
-		defer context.AfterFunc(p.runCtx, func() { cancel(context.Cause(p.runCtx)) })()
+		defer context.AfterFunc(p.tasks, func() { cancel(context.Cause(p.tasks)) })()
 
 		var (
 			window = make([]*Future[Out], 0, cfg.inFlight) // a FIFO: oldest first

@@ -25,6 +25,7 @@ type config struct {
 	startConcurrency int // 0: all workers at once
 	decls            []resources.Declaration
 	named            bool
+	private          bool
 	onError          func(error)
 	onDropped        any // func(func(context.Context, R) error)
 	maxRestarts      int // 0: no limit
@@ -39,6 +40,7 @@ type config struct {
 	minWorkers       int           // -1: fixed size; else Elastic's min
 	idle             time.Duration // Elastic's idle timeout
 	checkIdle        time.Duration // 0: no health checks
+	closeTimeout     time.Duration // bounds the closes nobody else bounds
 	configFrom       configFrom
 }
 
@@ -48,19 +50,24 @@ type configFrom struct {
 	f func(any) []Option
 }
 
+// newConfig applies opts to the defaults. The result is raw: final fills
+// in the defaults that depend on other options, once OptionsFrom's options
+// are applied too.
 func newConfig(opts []Option) (config, error) {
 	c := config{
-		workers:    runtime.GOMAXPROCS(0),
-		queue:      -1,
-		minWorkers: -1,
-		backoffMin: 10 * time.Millisecond,
-		backoffMax: 5 * time.Second,
-		clock:      systemClock{},
+		workers:      runtime.GOMAXPROCS(0),
+		queue:        -1,
+		minWorkers:   -1,
+		backoffMin:   10 * time.Millisecond,
+		backoffMax:   5 * time.Second,
+		closeTimeout: 10 * time.Second,
+		clock:        systemClock{},
 	}
 	if err := c.apply(opts); err != nil {
 		return c, err
 	}
-	return c.final(), nil
+	_, err := c.final()
+	return c, err
 }
 
 func (c *config) apply(opts []Option) error {
@@ -76,30 +83,34 @@ func (c *config) apply(opts []Option) error {
 }
 
 // withConfig applies the options that OptionsFrom made from the app's
-// config, after those given to Provide.
+// config, after those given to Provide, and returns the final config.
 func (c config) withConfig(opts []Option) (config, error) {
-	decls, named := len(c.decls), c.named
+	decls, named, private, from := len(c.decls), c.named, c.private, c.configFrom.f != nil
 	if err := c.apply(opts); err != nil {
 		return c, err
 	}
-	if len(c.decls) != decls || c.named != named {
-		return c, fmt.Errorf("Resources, Named and OptionsFrom must be given to Provide")
+	if len(c.decls) != decls || c.named != named || c.private != private || (c.configFrom.f != nil) != from {
+		return c, fmt.Errorf("Resources, Named, Private and OptionsFrom must be given to Provide")
 	}
-	return c.final(), nil
+	return c.final()
 }
 
-// final fills in the defaults that depend on other options.
-func (c config) final() config {
+// final fills in the defaults that depend on other options, and checks
+// the options that depend on each other.
+func (c config) final() (config, error) {
 	if c.queue < 0 {
 		c.queue = 4 * c.workers
 	}
 	if c.minWorkers == c.workers {
 		c.minWorkers = -1 // Elastic(n, n, d) is a fixed pool
 	}
+	if c.minWorkers >= 0 && c.queue == 0 {
+		return c, fmt.Errorf("workerpool.Elastic needs a queue: an elastic pool grows when tasks wait in it, and with workerpool.QueueSize(0) none ever does")
+	}
 	if c.startConcurrency == 0 || c.startConcurrency > c.workers {
 		c.startConcurrency = c.workers
 	}
-	return c
+	return c, nil
 }
 
 // Workers sets how many workers the pool runs, each with its own resources.
@@ -183,10 +194,21 @@ type namedOption struct{}
 func (namedOption) apply(c *config) error { c.named = true; return nil }
 func (namedOption) String() string        { return "workerpool.Named()" }
 
+// Private provides the pool only to the fx.Module it is declared in, as
+// fx.Private does for a constructor.
+func Private() Option { return privateOption{} }
+
+type privateOption struct{}
+
+func (privateOption) apply(c *config) error { c.private = true; return nil }
+func (privateOption) String() string        { return "workerpool.Private()" }
+
 // ErrorHandler receives the errors of tasks submitted with [Pool.Go] and
 // [Pool.TryGo], whose submitters do not wait for them, and the [ErrClosed]
 // of such tasks that never ran. It runs on the worker's goroutine and must
-// be safe for concurrent use. The default logs each error.
+// be safe for concurrent use; a panic in it is logged, and the worker goes
+// on. The default logs each error to the app's *zap.Logger or, if it has
+// none, to standard error.
 func ErrorHandler(f func(error)) Option { return errorHandlerOption{f} }
 
 type errorHandlerOption struct{ f func(error) }
@@ -289,7 +311,7 @@ type StopPolicy int
 
 const (
 	// Drain runs the queued tasks before the workers close, as long as the
-	// first half of the stop budget lasts. The default.
+	// first two fifths of the stop budget last. The default.
 	Drain StopPolicy = iota
 	// Cancel runs no queued task: each is reported as not run, with
 	// [ErrClosed], and the context of running tasks is cancelled at once.
@@ -468,4 +490,25 @@ func (o optionsFromOption[C]) apply(c *config) error {
 
 func (o optionsFromOption[C]) String() string {
 	return fmt.Sprintf("workerpool.OptionsFrom[%v](...)", reflect.TypeFor[C]())
+}
+
+// CloseTimeout bounds the context of every close that no stop bounds: a
+// rebuild's, a recycle's, an elastic retirement's, the rollback of a start
+// without a deadline, and that of a worker that comes back after a stop or
+// start gave up on it. The default is 10s. A stop's closes are bounded by
+// the stop's own budget instead (see [Provide]).
+func CloseTimeout(d time.Duration) Option { return closeTimeoutOption(d) }
+
+type closeTimeoutOption time.Duration
+
+func (o closeTimeoutOption) apply(c *config) error {
+	if o <= 0 {
+		return fmt.Errorf("must be positive")
+	}
+	c.closeTimeout = time.Duration(o)
+	return nil
+}
+
+func (o closeTimeoutOption) String() string {
+	return fmt.Sprintf("workerpool.CloseTimeout(%v)", time.Duration(o))
 }

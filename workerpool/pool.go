@@ -3,8 +3,8 @@ package workerpool
 import (
 	"context"
 	"errors"
+	"os"
 	"reflect"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,11 +13,13 @@ import (
 	"github.com/fxpool/fxpool/resources"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // ErrClosed is returned to submitters once the pool has begun to stop, and
 // reported for every accepted task that will never run. It is also the
-// cause of the context tasks receive when their pool stops.
+// cause of the context tasks receive when their pool stops, and the error
+// of a second start after a stop: a pool starts once.
 var ErrClosed = errors.New("workerpool: pool closed")
 
 // ErrNotStarted is returned to submitters before the pool has started.
@@ -30,18 +32,24 @@ var ErrNotStarted = errors.New("workerpool: pool not started")
 // ErrNilTask is returned when a nil task is submitted.
 var ErrNilTask = errors.New("workerpool: nil task")
 
+// ErrGoexit is the error of a task that called [runtime.Goexit] — as
+// t.FailNow, testify's require and gomock do. Like a panic, it is returned
+// to the task's submitter, and its worker rebuilds its resources and goes
+// on.
+var ErrGoexit = errors.New("workerpool: task called runtime.Goexit")
+
 // PanicError is the error of a task that panicked: the value given to panic
 // and the stack of the worker. It is the same type as [hooks.PanicError], so
 // one errors.As finds a panic wherever it happened.
 type PanicError = hooks.PanicError
 
-// Pool runs tasks on a fixed set of workers, each of which owns the
-// resources R is built from. A Pool is made by [Provide] and started and
-// stopped by its fx app; all its methods are safe for concurrent use.
+// Pool runs tasks on a set of workers, each of which owns the resources R
+// is built from. A Pool is made by [Provide] and started and stopped by its
+// fx app, once; all its methods are safe for concurrent use.
 //
 // A task runs on one worker with that worker's R, and with a context that
-// is cancelled, with cause [ErrClosed], when the pool's stop deadline
-// nears. A task must not keep R, or anything in it, after it returns.
+// is cancelled, with cause [ErrClosed], when the pool's stop says so. A
+// task must not keep R, or anything in it, after it returns.
 type Pool[R any] struct {
 	name string
 	cfg  config
@@ -50,48 +58,43 @@ type Pool[R any] struct {
 	log  *zap.Logger
 	sd   fx.Shutdowner
 
-	q           chan task[R]  // never closed: see enqueue
-	accepting   atomic.Bool   // started and not yet stopping: taking tasks
-	closed      atomic.Bool   // stopping, stopped or failed
-	closing     chan struct{} // closed with closed: wakes blocked submitters
-	closingOnce sync.Once
-	swept       atomic.Bool // the stop swept the queue for the last time
-	onDropped   func(func(context.Context, R) error)
+	// The submit path reads only atomics and the queue.
+	q         chan task[R] // never closed: see enqueue
+	accepting atomic.Bool  // state == serving
+	swept     atomic.Bool  // the last sweep of the queue is done: see queued
+	dropping  atomic.Bool  // workers report queued tasks as not run
+	idle      atomic.Int32 // workers waiting for a task
 
-	runCtx    context.Context // the context of tasks
-	cancelRun context.CancelCauseFunc
-	dropping  atomic.Bool // queued tasks are reported as not run instead of run
-	stopCtx   context.Context
+	mu      sync.Mutex
+	state   state         // guarded by mu; see transition
+	closing chan struct{} // closed when the pool stops taking tasks
+	abandon chan struct{} // closed when a stop gives up waiting: late workers end alone
+	stopped chan struct{} // closed when the first stop has returned
+	stopErr error         // the first stop's error, set before stopped closes
+	guarded *time.Timer   // StopGuard's: begins the stop if fx is late; guarded by mu
 
-	workers  []*worker[R] // fixed at construction: the slots of an elastic pool
-	elastic  *elastic     // nil for a pool of fixed size
-	serving  atomic.Bool  // the start succeeded; set before the workers are told
+	// The pool's own contexts, ended with a cause. life ends when the pool
+	// stops taking tasks: workers stop retrying opens. tasks is the parent
+	// of the tasks' contexts: it ends when running tasks must stop.
+	life        context.Context
+	endLife     context.CancelCauseFunc
+	tasks       context.Context
+	cancelTasks context.CancelCauseFunc
+
+	workers []*worker[R] // fixed at construction: the slots of an elastic pool
+	elastic *elastic     // nil for a pool of fixed size
+
 	dropped  atomic.Uint64
 	restarts atomic.Uint64
 	recycles atomic.Uint64
 
 	restartMu  sync.Mutex
 	restartLog []time.Time // recent restart attempts, for MaxRestarts
-	failOnce   sync.Once
-
-	startOnce, stopOnce sync.Once
-	startErr, stopErr   error
 }
-
-// task is one submitted task. res, if not nil, is told its outcome. A task
-// with a nil fn is the stop's pill: the worker that takes it exits.
-type task[R any] struct {
-	fn  func(context.Context, R) error
-	res outcome
-}
-
-// outcome receives what became of a task, exactly once: its error (nil if
-// it succeeded), a *PanicError, or ErrClosed if it never ran.
-type outcome interface{ finish(error) }
 
 func newPool[R any](name string, cfg config, plan *resources.Plan[R], ext []reflect.Value, log *zap.Logger, sd fx.Shutdowner) *Pool[R] {
 	if log == nil {
-		log = zap.NewNop()
+		log = fallbackLogger()
 	}
 	p := &Pool[R]{
 		name:    name,
@@ -102,18 +105,18 @@ func newPool[R any](name string, cfg config, plan *resources.Plan[R], ext []refl
 		sd:      sd,
 		q:       make(chan task[R], cfg.queue),
 		closing: make(chan struct{}),
+		abandon: make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
-	p.runCtx, p.cancelRun = context.WithCancelCause(context.Background())
+	p.life, p.endLife = context.WithCancelCause(context.Background())
+	p.tasks, p.cancelTasks = context.WithCancelCause(context.Background())
 	p.workers = make([]*worker[R], cfg.workers)
 	for i := range p.workers {
-		p.workers[i] = &worker[R]{p: p, id: i, exited: make(chan struct{})}
+		p.workers[i] = &worker[R]{p: p, id: i}
+		p.workers[i].phase.Store(phaseVacant)
 	}
 	if cfg.minWorkers >= 0 {
 		p.elastic = newElastic()
-		for _, w := range p.workers[cfg.minWorkers:] {
-			w.phase.Store(phaseVacant)
-			close(w.exited)
-		}
 	}
 	if cfg.events != nil || p.log.Core().Enabled(zap.DebugLevel) {
 		p.plan = plan.Observe(func(e resources.Event) {
@@ -124,201 +127,25 @@ func newPool[R any](name string, cfg config, plan *resources.Plan[R], ext []refl
 			}
 		})
 	}
-	p.onDropped, _ = cfg.onDropped.(func(func(context.Context, R) error))
-	if p.cfg.onError == nil {
-		p.cfg.onError = func(err error) { p.log.Error("task failed", zap.Error(err)) }
-	}
 	return p
+}
+
+// fallbackLogger is the logger of a pool in an app with no *zap.Logger:
+// errors, and only errors, go to standard error, so that a failure is never
+// silent.
+func fallbackLogger() *zap.Logger {
+	enc := zap.NewDevelopmentEncoderConfig()
+	enc.StacktraceKey = ""
+	return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(os.Stderr), zap.ErrorLevel))
 }
 
 // Name returns the pool's name.
 func (p *Pool[R]) Name() string { return p.name }
 
-// Go submits a task and returns without waiting for it to run. It blocks
-// only while the queue is full, until there is room, the pool stops
-// ([ErrClosed]) or ctx is done (ctx's error). The task's own error goes to
-// the pool's [ErrorHandler]. Before the pool starts, Go returns
-// [ErrNotStarted].
-func (p *Pool[R]) Go(ctx context.Context, task func(context.Context, R) error) error {
-	if task == nil {
-		return ErrNilTask
-	}
-	return p.enqueue(ctx, taskOf(task, nil))
-}
-
-func taskOf[R any](fn func(context.Context, R) error, res outcome) task[R] {
-	return task[R]{fn: fn, res: res}
-}
-
-// TryGo submits a task only if the queue has room now. It never blocks. It
-// returns false if the queue is full, the pool has begun to stop, or task is
-// nil.
-func (p *Pool[R]) TryGo(task func(context.Context, R) error) bool {
-	if task == nil || !p.accepting.Load() {
-		return false
-	}
-	select {
-	case p.q <- taskOf(task, nil):
-		p.queued()
-		return true
-	default:
-		return false
-	}
-}
-
-// Do submits a task and waits for it. It returns the task's error, a
-// [*PanicError] if it panicked, [ErrClosed] if the pool stopped before it
-// ran, or ctx's error if ctx ended first — in which case the task may still
-// run later.
-func (p *Pool[R]) Do(ctx context.Context, task func(context.Context, R) error) error {
-	if task == nil {
-		return ErrNilTask
-	}
-	w := waiters.Get().(*waiter)
-	if err := p.enqueue(ctx, taskOf(task, w)); err != nil {
-		waiters.Put(w)
-		return err
-	}
-	if ctx.Done() == nil { // a context that never ends: no need for select
-		err := <-w.ch
-		waiters.Put(w)
-		return err
-	}
-	select {
-	case err := <-w.ch:
-		waiters.Put(w)
-		return err
-	case <-ctx.Done():
-		return ctx.Err() // w stays with the task and is not reused
-	}
-}
-
-// waiter is the outcome of a Do. Waiters are reused, so Do allocates nothing.
-type waiter struct{ ch chan error }
-
-func (w *waiter) finish(err error) { w.ch <- err }
-
-var waiters = sync.Pool{New: func() any { return &waiter{ch: make(chan error, 1)} }}
-
-// enqueue puts t in the queue, waiting for room until ctx is done or the
-// pool closes.
-//
-// Submitting takes no lock: the queue is never closed, so a submitter that
-// saw the pool open may still send after it began to stop. Such a late task
-// either reaches a worker, is dropped by the stop's last sweep of the
-// queue, or — if it arrived after that sweep — is dropped by its submitter
-// in queued. It is never left behind unreported.
-func (p *Pool[R]) enqueue(ctx context.Context, t task[R]) error {
-	if !p.accepting.Load() {
-		return p.refusal()
-	}
-	select {
-	case p.q <- t:
-	default:
-		if err := p.enqueueSlow(ctx, t); err != nil {
-			return err
-		}
-	}
-	p.queued()
-	return nil
-}
-
-// enqueueSlow waits for room in the queue. It first yields a few times, as
-// a mutex spins: a worker is usually about to take a task, and parking in a
-// select costs more than the wait.
-func (p *Pool[R]) enqueueSlow(ctx context.Context, t task[R]) error {
-	for range 4 {
-		runtime.Gosched()
-		select {
-		case p.q <- t:
-			return nil
-		default:
-		}
-	}
-	select {
-	case p.q <- t:
-		return nil
-	case <-p.closing:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// refusal says why the pool takes no task.
-func (p *Pool[R]) refusal() error {
-	if p.closed.Load() {
-		return ErrClosed
-	}
-	return ErrNotStarted
-}
-
-// queued follows every task put in the queue: an elastic pool with no idle
-// worker may grow, and a task that arrived after the stop's last sweep of
-// the queue — no worker will take it — is reported by its submitter.
-func (p *Pool[R]) queued() {
-	if e := p.elastic; e != nil && e.idle.Load() == 0 {
-		e.wake()
-	}
-	if p.swept.Load() {
-		p.sweep()
-	}
-}
-
-// Future is the result of a task submitted with [Submit].
-type Future[T any] struct {
-	done chan struct{}
-	val  T
-	err  error
-}
-
-func (f *Future[T]) finish(err error) {
-	f.err = err
-	close(f.done)
-}
-
-// Wait waits for the task and returns its result: the task's value and
-// error, a [*PanicError] if it panicked, or [ErrClosed] if the pool stopped
-// before it ran. If ctx ends first, Wait returns ctx's error and the future
-// can be waited for again. Wait is safe for concurrent use.
-func (f *Future[T]) Wait(ctx context.Context) (T, error) {
-	select {
-	case <-f.done:
-		return f.val, f.err
-	case <-ctx.Done():
-		var zero T
-		return zero, ctx.Err()
-	}
-}
-
-// Done returns a channel that is closed once the result is ready.
-func (f *Future[T]) Done() <-chan struct{} { return f.done }
-
-// Submit submits a task that returns a value, as [Pool.Go] does, and
-// returns a future for its result. It blocks only while the queue is full.
-func Submit[R, T any](ctx context.Context, p *Pool[R], task func(context.Context, R) (T, error)) (*Future[T], error) {
-	if task == nil {
-		return nil, ErrNilTask
-	}
-	f := &Future[T]{done: make(chan struct{})}
-	run := func(ctx context.Context, r R) error {
-		v, err := task(ctx, r)
-		select {
-		case <-f.done: // dropped, then run by OnDropped: the future is told
-		default:
-			f.val = v
-		}
-		return err
-	}
-	if err := p.enqueue(ctx, taskOf(run, f)); err != nil {
-		return nil, err
-	}
-	return f, nil
-}
-
 // Stats is a snapshot of a pool's counters.
 type Stats struct {
-	// Workers is the number of workers whose resources are open.
+	// Workers is the number of workers whose resources are open and that
+	// take tasks.
 	Workers int
 	// Busy is the number of workers running a task.
 	Busy int
@@ -326,9 +153,10 @@ type Stats struct {
 	Queued int
 	// Done counts the tasks that ran, whatever their outcome.
 	Done uint64
-	// Failed counts the tasks that returned an error or panicked.
+	// Failed counts the tasks that returned an error, panicked or called
+	// runtime.Goexit.
 	Failed uint64
-	// Panics counts the tasks that panicked.
+	// Panics counts the tasks that panicked or called runtime.Goexit.
 	Panics uint64
 	// Dropped counts the accepted tasks that never ran: their submitters
 	// were told with ErrClosed.
@@ -337,7 +165,7 @@ type Stats struct {
 	// resources; Closing, of those closing them.
 	Opening, Closing int
 	// Restarts counts how many times a worker rebuilt its resources after
-	// a panic or ErrBroken.
+	// a panic, a Goexit, ErrBroken or a failed check.
 	Restarts uint64
 	// Recycles counts rebuilds for MaxTasksPerWorker or MaxWorkerAge.
 	Recycles uint64
@@ -352,18 +180,11 @@ func (p *Pool[R]) Stats() Stats {
 		Restarts: p.restarts.Load(),
 		Recycles: p.recycles.Load(),
 	}
-	started := p.serving.Load()
 	for _, w := range p.workers {
 		switch w.phase.Load() {
 		case phaseServing:
-			if started {
-				s.Workers++
-			}
-		case phaseOpening:
-			if started {
-				s.Opening++
-			}
-		case phaseRebuilding:
+			s.Workers++
+		case phaseOpening, phaseRebuilding:
 			s.Opening++
 		case phaseClosing:
 			s.Closing++

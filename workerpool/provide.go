@@ -25,15 +25,14 @@ import (
 // constructor that needs it. Nothing opens before the app starts.
 //
 // The pool's OnStart hook opens every worker's resources in parallel and
-// returns once all are open; if any open fails, or the start context ends
-// first, it closes everything that had opened, in reverse order, before
-// returning the error. Its OnStop hook refuses new tasks, lets queued tasks
-// run, cancels the context of running tasks once half the stop budget is
-// gone, and closes every worker's resources in reverse order, finishing
-// within three quarters of the budget: the rest is left to the hooks that
-// stop after the pool, such as those of the app-scoped resources its
-// workers use. Like every fx value, the pool is built, and so started, only
-// if something in the app depends on it.
+// returns once all are open; if any open fails, or the open's share of the
+// start budget runs out, it closes everything that had opened, in reverse
+// order, before returning the error, and before the start's deadline. Its
+// OnStop hook refuses new tasks, drains or drops the queue, and closes
+// every worker's resources in reverse order within nine tenths of the stop
+// budget: the package documentation gives the exact split. Like every fx
+// value, the pool is built, and so started, only if something in the app
+// depends on it.
 func Provide[R any](name string, opts ...Option) fx.Option {
 	where := "workerpool.Provide"
 	if _, file, line, ok := runtime.Caller(1); ok {
@@ -49,10 +48,8 @@ func Provide[R any](name string, opts ...Option) fx.Option {
 	if err != nil {
 		return fail(err)
 	}
-	if cfg.onDropped != nil {
-		if _, ok := cfg.onDropped.(func(func(context.Context, R) error)); !ok {
-			return fail(fmt.Errorf("OnDropped takes tasks of another type: %T", cfg.onDropped))
-		}
+	if err := checkDropped[R](cfg); err != nil {
+		return fail(err)
 	}
 	plan, err := resources.NewPlan[R](cfg.decls...)
 	if err != nil {
@@ -70,11 +67,11 @@ func Provide[R any](name string, opts ...Option) fx.Option {
 			{Name: "Logger", Type: reflect.TypeFor[*zap.Logger](), Tag: `optional:"true"`},
 			{Name: "Registry", Type: reflect.TypeFor[*Registry](), Tag: `optional:"true"`},
 		}
+		needs []string // the names of the need fields, in the plan's order
 	)
 	if cfg.configFrom.f != nil {
 		fields = append(fields, reflect.StructField{Name: "Config", Type: cfg.configFrom.t})
 	}
-	fixed := len(fields) // fields before the needs
 	for i, need := range plan.Needs() {
 		id := fmt.Sprintf("fxpool: pool %s needs, for %s", name, need.Consumer)
 		provider := reflect.MakeFunc(
@@ -82,49 +79,82 @@ func Provide[R any](name string, opts ...Option) fx.Option {
 			func(args []reflect.Value) []reflect.Value {
 				return []reflect.Value{reflect.ValueOf(&needValue{args[0]})}
 			})
-		options = append(options, fx.Provide(fx.Annotated{Name: id, Target: provider.Interface()}))
+		options = append(options, provide(cfg, fx.Annotated{Name: id, Target: provider.Interface()}))
+		field := fmt.Sprintf("Need%d", i)
+		needs = append(needs, field)
 		fields = append(fields, reflect.StructField{
-			Name: fmt.Sprintf("Need%d", i),
+			Name: field,
 			Type: typeNeed,
 			Tag:  reflect.StructTag("name:" + strconv.Quote(id)),
 		})
 	}
-	in := reflect.StructOf(fields)
+	errorType := reflect.TypeFor[error]()
 	ctor := reflect.MakeFunc(
-		reflect.FuncOf([]reflect.Type{in}, []reflect.Type{reflect.TypeFor[*Pool[R]](), reflect.TypeFor[error]()}, false),
+		reflect.FuncOf([]reflect.Type{reflect.StructOf(fields)}, []reflect.Type{reflect.TypeFor[*Pool[R]](), errorType}, false),
 		func(args []reflect.Value) []reflect.Value {
-			in := args[0]
-			cfg := cfg
-			if cfg.configFrom.f != nil {
-				var err error
-				cfg, err = cfg.withConfig(cfg.configFrom.f(in.Field(5).Interface()))
-				if err != nil {
-					err = fmt.Errorf("workerpool: pool %q (%s): config: %w", name, where, err)
-					return []reflect.Value{reflect.Zero(reflect.TypeFor[*Pool[R]]()), reflect.ValueOf(&err).Elem()}
-				}
+			p, err := build[R](name, where, cfg, plan, args[0], needs)
+			if err != nil {
+				return []reflect.Value{reflect.Zero(reflect.TypeFor[*Pool[R]]()), reflect.ValueOf(&err).Elem()}
 			}
-			ext := make([]reflect.Value, in.NumField()-fixed)
-			for i := range ext {
-				ext[i] = in.Field(fixed + i).Interface().(*needValue).v
-			}
-			p := newPool(name, cfg, plan, ext,
-				in.Field(3).Interface().(*zap.Logger),
-				in.Field(2).Interface().(fx.Shutdowner))
-			in.Field(1).Interface().(fx.Lifecycle).Append(fx.Hook{
-				OnStart: func(ctx context.Context) error { return p.start(ctx) },
-				OnStop:  func(ctx context.Context) error { return p.stop(ctx) },
-			})
-			if reg := in.Field(4).Interface().(*Registry); reg != nil {
-				reg.add(name, p.Stats)
-			}
-			return []reflect.Value{reflect.ValueOf(p), reflect.Zero(reflect.TypeFor[error]())}
+			return []reflect.Value{reflect.ValueOf(p), reflect.Zero(errorType)}
 		})
+	target := any(ctor.Interface())
 	if cfg.named {
-		options = append(options, fx.Provide(fx.Annotated{Name: name, Target: ctor.Interface()}))
-	} else {
-		options = append(options, fx.Provide(ctor.Interface()))
+		target = fx.Annotated{Name: name, Target: target}
 	}
+	options = append(options, provide(cfg, target))
 	return fx.Options(options...)
+}
+
+// provide provides target, privately if the pool is Private.
+func provide(cfg config, target any) fx.Option {
+	if cfg.private {
+		return fx.Provide(target, fx.Private)
+	}
+	return fx.Provide(target)
+}
+
+// checkDropped checks that OnDropped, if given, takes tasks of type R.
+func checkDropped[R any](cfg config) error {
+	if cfg.onDropped == nil {
+		return nil
+	}
+	if _, ok := cfg.onDropped.(func(func(context.Context, R) error)); !ok {
+		return fmt.Errorf("OnDropped takes tasks of another type: %T, want func(func(context.Context, %v) error)", cfg.onDropped, reflect.TypeFor[R]())
+	}
+	return nil
+}
+
+// build makes the pool from the values fx gives its constructor, in, and
+// registers its hooks.
+func build[R any](name, where string, cfg config, plan *resources.Plan[R], in reflect.Value, needs []string) (*Pool[R], error) {
+	var err error
+	if cfg.configFrom.f != nil {
+		cfg, err = cfg.withConfig(cfg.configFrom.f(in.FieldByName("Config").Interface()))
+		if err == nil {
+			err = checkDropped[R](cfg)
+		}
+	} else {
+		cfg, err = cfg.final()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("workerpool: pool %q (%s): config: %w", name, where, err)
+	}
+	ext := make([]reflect.Value, len(needs))
+	for i, field := range needs {
+		ext[i] = in.FieldByName(field).Interface().(*needValue).v
+	}
+	log, _ := in.FieldByName("Logger").Interface().(*zap.Logger)
+	sd, _ := in.FieldByName("Shutdowner").Interface().(fx.Shutdowner)
+	p := newPool(name, cfg, plan, ext, log, sd)
+	if reg, _ := in.FieldByName("Registry").Interface().(*Registry); reg != nil {
+		if err := reg.add(name, p.Stats, p.guardStop); err != nil {
+			return nil, fmt.Errorf("workerpool: pool %q (%s): %w", name, where, err)
+		}
+	}
+	h := &poolHooks{onStart: p.start, onStop: p.stop}
+	in.FieldByName("Lifecycle").Interface().(fx.Lifecycle).Append(fx.Hook{OnStart: h.start, OnStop: h.stop})
+	return p, nil
 }
 
 // needValue carries the values one consumer takes from the fx graph.
@@ -144,3 +174,12 @@ func shortPath(file string) string {
 	}
 	return file
 }
+
+// poolHooks are a pool's fx hooks. They are methods of a plain type so that
+// fx's log names them: workerpool.(*poolHooks).start and .stop.
+type poolHooks struct {
+	onStart, onStop func(context.Context) error
+}
+
+func (h *poolHooks) start(ctx context.Context) error { return h.onStart(ctx) }
+func (h *poolHooks) stop(ctx context.Context) error  { return h.onStop(ctx) }

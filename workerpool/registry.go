@@ -1,8 +1,10 @@
 package workerpool
 
 import (
+	"fmt"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Registry lists the pools of an app, for health checks and metrics.
@@ -17,15 +19,23 @@ type Registry struct {
 type registered struct {
 	name  string
 	stats func() Stats
+	guard func(deadline time.Time)
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry { return &Registry{} }
 
-func (r *Registry) add(name string, stats func() Stats) {
+// add registers a pool. Names are unique in an app: Stats is by name.
+func (r *Registry) add(name string, stats func() Stats, guard func(time.Time)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.pools = append(r.pools, registered{name: name, stats: stats})
+	for _, p := range r.pools {
+		if p.name == name {
+			return fmt.Errorf("another pool of this app is named %q: pool names must be unique", name)
+		}
+	}
+	r.pools = append(r.pools, registered{name: name, stats: stats, guard: guard})
+	return nil
 }
 
 // Names returns the names of the registered pools, sorted.
@@ -50,4 +60,15 @@ func (r *Registry) Stats() map[string]Stats {
 		out[p.name] = p.stats()
 	}
 	return out
+}
+
+// guard tells every registered pool the deadline of the app's stop; see
+// [StopGuard].
+func (r *Registry) guard(deadline time.Time) {
+	r.mu.Lock()
+	pools := slices.Clone(r.pools)
+	r.mu.Unlock()
+	for _, p := range pools {
+		p.guard(deadline)
+	}
 }

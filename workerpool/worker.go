@@ -3,39 +3,47 @@ package workerpool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
-	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/fxpool/fxpool/internal/safe"
 	"github.com/fxpool/fxpool/resources"
+	"go.uber.org/zap"
 )
 
-// Worker phases.
+// Worker phases, for Stats and for reports of what a worker is stuck in.
 const (
-	phaseOpening int32 = iota
-	phaseServing
-	phaseRebuilding
-	phaseClosing
-	phaseExited
-	phaseVacant // an elastic pool's slot with no worker
+	phaseVacant     int32 = iota // no goroutine: not started, exited, or a free elastic slot
+	phaseOpening                 // opening its first resources
+	phaseServing                 // waiting for or running tasks
+	phaseRebuilding              // replacing its resources
+	phaseChecking                // running its resources' health checks
+	phaseClosing                 // closing its resources
 )
 
-// worker is one goroutine and its resources. Fields without atomics belong
-// to the worker's goroutine.
+// worker is one slot of the pool and the goroutine that serves in it.
+// Fields without atomics belong to that goroutine (or, after a Goexit, to
+// its successor).
 type worker[R any] struct {
-	p     *Pool[R]
-	id    int
-	gen   int
-	scope *resources.Scope[R]
-	r     R
-	tasks int // tasks run since the resources opened
-	// lastDone is when the last task ended or the resources opened, kept
-	// for CheckIdle only.
-	lastDone time.Time
-	aging    Timer // flags expired once the resources reach MaxWorkerAge
+	p  *Pool[R]
+	id int
+
+	gen      int // the generation of the resources open or opening
+	opens    int // sets of resources opened in this slot
+	scope    *resources.Scope[R]
+	r        R
+	tasks    int              // tasks run since the resources opened
+	lastDone time.Time        // when the last task ended or the resources opened, for CheckIdle
+	aging    Timer            // flags expired once the resources reach MaxWorkerAge
+	cur      task[R]          // the task running, if cur.fn != nil: see goexited
+	final    bool             // closing for the last time
+	report   func(error) bool // during the start's open: see goexited
 
 	phase   atomic.Int32
+	opening atomic.Pointer[string]             // the resource being opened, for reports
 	closing atomic.Pointer[resources.Scope[R]] // the scope being closed, for reports
 	started atomic.Uint64                      // tasks begun; busy while above done
 	done    atomic.Uint64
@@ -43,135 +51,137 @@ type worker[R any] struct {
 	panics  atomic.Uint64
 	expired atomic.Bool // the resources are older than MaxWorkerAge
 
-	err    error // teardown error, written before exited is closed
-	exited chan struct{}
+	slotted bool          // an elastic slot in use; guarded by elastic.mu
+	err     error         // teardown error, written before exited is closed
+	exited  chan struct{} // made by launch, closed when the worker ends
 }
 
-// busy reports whether the worker is running a task.
-func (w *worker[R]) busy() bool { return w.started.Load() != w.done.Load() }
-
-func (w *worker[R]) identity() resources.Worker {
-	return resources.Worker{Pool: w.p.name, ID: w.id, Generation: w.gen}
+// launch starts a worker in slot w: the start and the grower call it.
+func (p *Pool[R]) launch(w *worker[R], boot func() bool) {
+	w.exited = make(chan struct{})
+	w.err, w.final = nil, false
+	w.phase.Store(phaseOpening)
+	p.spawn(w, boot)
 }
 
-func (w *worker[R]) doing() string {
-	switch w.phase.Load() {
-	case phaseOpening:
-		return "opening its resources"
-	case phaseServing:
-		if w.busy() {
-			return "in a task that ignores its context"
-		}
-		return "serving"
-	case phaseRebuilding:
-		return "rebuilding its resources"
-	case phaseClosing:
-		return "closing its resources"
-	}
-	return "exiting"
+// spawn starts the goroutine of worker w. It is the only go statement for
+// workers: called by launch, and by a worker whose task called
+// runtime.Goexit, for its successor.
+func (p *Pool[R]) spawn(w *worker[R], boot func() bool) {
+	go w.loop(boot)
 }
 
-// opener opens workers, one after another, until none is left. Each
-// opened worker waits for the start's verdict on a goroutine of its own:
-// the open's reflection grew the opener's stack, and an idle worker should
-// not keep such a stack.
-func (p *Pool[R]) opener(ctx context.Context, n int, next *atomic.Int64, ready chan<- openResult, open <-chan struct{}) {
-	for {
-		i := int(next.Add(1) - 1)
-		if i >= n {
-			return
+// loop is a worker's life: boot (open, or go on after a Goexit), serve if
+// boot says so, and close whatever is open.
+func (w *worker[R]) loop(boot func() bool) {
+	normal := false
+	defer func() {
+		if !normal {
+			w.goexited()
 		}
-		w := p.workers[i]
-		err := context.Cause(ctx)
-		if err == nil {
-			err = w.open(ctx)
-		}
-		ready <- openResult{id: w.id, err: err}
-		go w.run(ctx, open)
+	}()
+	var (
+		ctx    context.Context
+		cancel context.CancelFunc
+	)
+	if boot() {
+		ctx, cancel = w.serve()
+	} else {
+		ctx, cancel = w.p.closeContext()
 	}
-}
-
-// run waits for the start's verdict, then serves until the pool stops and
-// closes the worker's resources, or closes them at once if the start failed.
-func (w *worker[R]) run(ctx context.Context, open <-chan struct{}) {
-	p := w.p
-	<-open
-	if !p.serving.Load() {
-		if w.scope != nil {
-			// The start waits for this with its own rollback budget.
-			w.close(context.WithoutCancel(ctx))
-		}
-		w.exit()
-		return
-	}
-	w.phase.Store(phaseServing)
-	if p.elastic != nil {
-		w.serveElastic()
-		return
-	}
-	w.serve()
 	if w.scope != nil {
-		w.close(p.stopCtx)
+		w.final = true
+		w.err = w.close(ctx)
 	}
+	cancel()
+	normal = true
 	w.exit()
 }
 
+// exit ends the worker: Stats no longer counts it, its waiters are told,
+// and an elastic slot is freed for the grower.
 func (w *worker[R]) exit() {
-	w.phase.Store(phaseExited)
+	w.phase.Store(phaseVacant)
 	close(w.exited)
+	if e := w.p.elastic; e != nil {
+		e.mu.Lock()
+		w.slotted = false
+		e.mu.Unlock()
+		e.wake() // a task that came while this worker retired needs a new one
+	}
 }
 
-// open opens a fresh generation of the worker's resources.
-func (w *worker[R]) open(ctx context.Context) error {
+// goexited runs when runtime.Goexit ends a worker's goroutine: the task
+// that called it fails with ErrGoexit and a successor goroutine takes over
+// the worker, as after a panic.
+func (w *worker[R]) goexited() {
 	p := w.p
-	began := p.cfg.clock.Now()
-	scope, err := p.plan.Open(ctx, w.identity(), p.ext)
-	p.record(WorkerOpened{Worker: w.identity(), Took: p.cfg.clock.Now().Sub(began), Err: err})
-	if err != nil {
-		return err
+	if t := w.cur; t.fn != nil {
+		w.cur = task[R]{}
+		p.spawn(w, func() bool {
+			w.after(t, ErrGoexit, true)
+			return true
+		})
+		return
 	}
-	w.scope, w.r, w.tasks = scope, scope.Value(), 0
-	if p.cfg.checkIdle > 0 {
-		w.lastDone = p.cfg.clock.Now()
-	}
-	if p.cfg.maxAge > 0 {
-		w.expired.Store(false)
-		w.aging = p.cfg.clock.AfterFunc(p.cfg.maxAge, func() { w.expired.Store(true) })
-	}
-	return nil
-}
-
-// close closes the worker's resources on its own goroutine; a stop that
-// runs out of time reports a hang through w.closing.
-func (w *worker[R]) close(ctx context.Context) {
-	w.closing.Store(w.scope)
-	prev := w.phase.Swap(phaseClosing)
-	began := w.p.cfg.clock.Now()
-	if w.aging != nil {
-		w.aging.Stop()
-		w.aging = nil
-	}
-	w.expired.Store(false)
-	err := w.scope.Unwind(ctx)
+	// A Goexit outside a task — in a constructor, a cleanup or a check —
+	// loses what it was doing: the worker goes on without those resources.
+	p.log.Error("runtime.Goexit outside a task: the worker's resources are abandoned",
+		zap.Int("worker", w.id), zap.Int("generation", w.gen))
 	w.scope = nil
-	w.p.record(WorkerClosed{Worker: w.identity(), Took: w.p.cfg.clock.Now().Sub(began), Err: err})
-	if err != nil {
-		w.err = errors.Join(w.err, err)
+	switch {
+	case w.final:
+		p.spawn(w, func() bool { return false })
+	case w.report != nil:
+		report := w.report
+		w.report = nil
+		p.spawn(w, func() bool { return report(ErrGoexit) })
+	default:
+		p.spawn(w, func() bool {
+			w.reopen(restart, ErrGoexit)
+			return true
+		})
 	}
-	w.phase.Store(prev)
 }
 
-// serve runs tasks until it takes the stop's pill: the stop queues one
-// pill per worker behind the tasks already queued, so every one of those
-// runs first (or is dropped, if the stop cancels them).
-func (w *worker[R]) serve() {
-	p := w.p
+// serve runs tasks until the worker is told to end — by a pill, by retiring
+// from an elastic pool, or because the stop gave up waiting — and returns
+// the context to close its resources with.
+func (w *worker[R]) serve() (context.Context, context.CancelFunc) {
+	w.phase.Store(phaseServing)
 	for {
-		t := <-p.q
+		t, ok := w.next()
+		if !ok {
+			return w.p.closeContext()
+		}
 		if t.fn == nil {
-			return
+			return t.ctx, func() {}
 		}
 		w.handle(t)
+	}
+}
+
+// next waits for a task. It reports false if the worker is to end without
+// a pill: an elastic worker that retires, or any once the stop gave up.
+func (w *worker[R]) next() (task[R], bool) {
+	p := w.p
+	select {
+	case t := <-p.q:
+		return t, true
+	default:
+	}
+	if p.elastic != nil {
+		return w.nextElastic()
+	}
+	if p.cfg.queue == 0 {
+		p.idle.Add(1) // TryGo gives a worker about to wait a moment
+		defer p.idle.Add(-1)
+	}
+	select {
+	case t := <-p.q:
+		return t, true
+	case <-p.abandon:
+		return task[R]{}, false
 	}
 }
 
@@ -189,43 +199,137 @@ func (w *worker[R]) handle(t task[R]) {
 		return
 	}
 	w.started.Add(1)
-	panicked, err := w.exec(t.fn)
+	w.cur = t
+	err, panicked := w.exec(t.fn)
+	w.cur = task[R]{}
+	w.after(t, err, panicked)
+}
+
+// exec runs one task, turning a panic into a *PanicError. A Goexit goes
+// through: the worker's loop hands the worker to a successor.
+func (w *worker[R]) exec(fn func(context.Context, R) error) (err error, panicked bool) {
+	returned := false
+	defer func() {
+		if !returned {
+			if perr := safe.Recovered(recover()); perr != nil {
+				err, panicked = perr, true
+			}
+		}
+	}()
+	err = fn(w.p.tasks, w.r)
+	returned = true
+	return err, false
+}
+
+// after accounts for a task that ran, tells its submitter, and rebuilds
+// the worker's resources if the task broke them or they are due.
+func (w *worker[R]) after(t task[R], err error, faulted bool) {
+	p := w.p
 	w.done.Add(1)
 	if p.cfg.checkIdle > 0 {
 		w.lastDone = p.cfg.clock.Now() // before the submitter hears
 	}
 	if err != nil {
 		w.failed.Add(1)
-		if panicked {
+		if faulted {
 			w.panics.Add(1)
 		}
 	}
 	if t.res != nil {
 		t.res.finish(err)
 	} else if err != nil {
-		p.cfg.onError(err)
+		p.handle(err)
 	}
 	w.tasks++
 	switch {
-	case panicked || err != nil && errors.Is(err, resources.ErrBroken):
+	case faulted || err != nil && errors.Is(err, resources.ErrBroken):
 		w.rebuild(restart, err)
 	case w.tasks == p.cfg.maxTasks:
 		w.rebuild(recycleTasks, nil)
 	}
 }
 
-// exec runs one task, turning a panic into a *PanicError.
-func (w *worker[R]) exec(fn func(context.Context, R) error) (panicked bool, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			panicked, err = true, newPanicError(r)
-		}
-	}()
-	return false, fn(w.p.runCtx, w.r)
+func (w *worker[R]) identity() resources.Worker {
+	return resources.Worker{Pool: w.p.name, ID: w.id, Generation: w.gen}
 }
 
-func newPanicError(r any) *PanicError {
-	return &PanicError{Value: r, Stack: debug.Stack()}
+// busy reports whether the worker is running a task.
+func (w *worker[R]) busy() bool { return w.started.Load() != w.done.Load() }
+
+// doing says what the worker is doing, for reports of a stuck worker.
+func (w *worker[R]) doing() string {
+	switch w.phase.Load() {
+	case phaseOpening, phaseRebuilding:
+		if name := w.opening.Load(); name != nil {
+			return "opening " + *name
+		}
+		return "opening its resources"
+	case phaseServing:
+		if w.busy() {
+			return "in a task that ignores its context"
+		}
+		return "waiting for a task"
+	case phaseChecking:
+		return "in a health check of its resources"
+	case phaseClosing:
+		return "closing its resources"
+	}
+	return "exiting"
+}
+
+// open opens a fresh generation of the worker's resources.
+func (w *worker[R]) open(ctx context.Context) error {
+	p := w.p
+	w.gen = w.opens
+	began := p.cfg.clock.Now()
+	scope, err := p.plan.OpenWith(ctx, w.identity(), p.ext, resources.OpenOptions{
+		Begin:        func(name string) { w.opening.Store(&name) },
+		CloseTimeout: p.cfg.closeTimeout,
+	})
+	w.opening.Store(nil)
+	p.record(WorkerOpened{Worker: w.identity(), Took: p.cfg.clock.Now().Sub(began), Err: err})
+	if err != nil {
+		return err
+	}
+	w.opens++
+	w.phase.Store(phaseServing) // before anyone hears: Stats counts it
+	w.scope, w.r, w.tasks = scope, scope.Value(), 0
+	if p.cfg.checkIdle > 0 {
+		w.lastDone = p.cfg.clock.Now()
+	}
+	if p.cfg.maxAge > 0 {
+		w.expired.Store(false)
+		w.aging = p.cfg.clock.AfterFunc(p.cfg.maxAge, func() { w.expired.Store(true) })
+	}
+	return nil
+}
+
+// close closes the worker's resources, in reverse order, on the worker's
+// goroutine, and returns their errors; a stop that runs out of time
+// reports a hang through w.closing.
+func (w *worker[R]) close(ctx context.Context) error {
+	p := w.p
+	w.closing.Store(w.scope)
+	prev := w.phase.Swap(phaseClosing)
+	began := p.cfg.clock.Now()
+	if w.aging != nil {
+		w.aging.Stop()
+		w.aging = nil
+	}
+	w.expired.Store(false)
+	err := w.scope.Unwind(ctx)
+	w.scope = nil
+	var zero R
+	w.r = zero
+	p.record(WorkerClosed{Worker: w.identity(), Took: p.cfg.clock.Now().Sub(began), Err: err})
+	w.phase.Store(prev)
+	return err
+}
+
+// closeContext is the context of a close that no caller bounds: a rebuild,
+// a recycle, an elastic retirement, a worker the start or stop gave up on.
+func (p *Pool[R]) closeContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), p.cfg.closeTimeout)
 }
 
 // checkIfIdle runs the resources' health checks if the worker's last task
@@ -236,7 +340,10 @@ func (w *worker[R]) checkIfIdle() {
 	if w.scope == nil || p.cfg.clock.Now().Sub(w.lastDone) <= p.cfg.checkIdle {
 		return
 	}
-	if err := w.scope.Check(p.runCtx); err != nil {
+	w.phase.Store(phaseChecking)
+	err := w.scope.Check(p.tasks)
+	w.phase.Store(phaseServing)
+	if err != nil {
 		w.rebuild(failedCheck, err)
 	}
 }
@@ -245,7 +352,7 @@ func (w *worker[R]) checkIfIdle() {
 type rebuildReason int
 
 const (
-	restart      rebuildReason = iota // a panic or ErrBroken
+	restart      rebuildReason = iota // a panic, a Goexit or ErrBroken
 	recycleTasks                      // MaxTasksPerWorker
 	recycleAge                        // MaxWorkerAge
 	failedCheck                       // a health check after idling
@@ -255,30 +362,32 @@ func (r rebuildReason) String() string {
 	return [...]string{"restart", "max tasks per worker", "max worker age", "failed check"}[r]
 }
 
-// rebuild closes the worker's resources and opens fresh ones, backing off
-// while the open fails, until it succeeds or the pool stops. Restarts count
-// toward MaxRestarts; recycling does not.
+// rebuild closes the worker's resources and opens fresh ones.
 func (w *worker[R]) rebuild(why rebuildReason, cause error) {
 	p := w.p
 	w.phase.Store(phaseRebuilding)
-	defer w.phase.CompareAndSwap(phaseRebuilding, phaseServing)
-	// The close is not cancelled with the tasks: a batch must still commit.
-	w.close(context.WithoutCancel(p.runCtx))
-	w.err = nil // recorded as a WorkerClosed event
+	if w.scope != nil {
+		// Not cancelled with the tasks: a batch must still commit.
+		ctx, cancel := p.closeContext()
+		_ = w.close(ctx) // reported as a WorkerClosed event
+		cancel()
+	}
 	w.reopen(why, cause)
+	w.phase.Store(phaseServing)
 }
 
 // reopen opens a fresh generation of the worker's resources, backing off
-// while the open fails, until it succeeds or the pool stops.
+// while the open fails, until it succeeds or the pool stops taking tasks:
+// the first attempt is made even during a stop that drains the queue, the
+// retries are not. Restarts count toward MaxRestarts; recycling does not.
 func (w *worker[R]) reopen(why rebuildReason, cause error) {
 	p := w.p
 	backoff := p.cfg.backoffMin
 	for {
-		if (why == restart || why == failedCheck) && !p.countRestart() {
-			return // the pool failed: the worker drops what it takes
+		if (why == restart || why == failedCheck) && !p.countRestart(cause) {
+			return // the pool failed or stops: the worker drops what it takes
 		}
-		w.gen++
-		err := w.open(p.runCtx)
+		err := w.open(p.tasks)
 		if err == nil {
 			if why == restart || why == failedCheck {
 				p.restarts.Add(1)
@@ -288,24 +397,37 @@ func (w *worker[R]) reopen(why rebuildReason, cause error) {
 			p.record(WorkerRebuilt{Worker: w.identity(), Reason: why.String(), Cause: cause})
 			return
 		}
-		why = restart // a failed open is a fault, whatever started it
+		why, cause = restart, err // a failed open is a fault, whatever started it
 		if !p.sleep(backoff/2 + rand.N(backoff/2+1)) {
-			return // the pool is stopping
+			return
 		}
 		backoff = min(2*backoff, p.cfg.backoffMax)
 	}
 }
 
 // sleep waits for d on the pool's clock, and reports false if the pool
-// began to stop first.
+// stopped taking tasks first.
 func (p *Pool[R]) sleep(d time.Duration) bool {
 	woke := make(chan struct{})
 	t := p.cfg.clock.AfterFunc(d, func() { close(woke) })
 	select {
 	case <-woke:
 		return true
-	case <-p.runCtx.Done():
+	case <-p.life.Done():
 		t.Stop()
 		return false
 	}
 }
+
+// workerError names the worker on every line of its error.
+type workerError struct {
+	id  int
+	err error
+}
+
+func (e *workerError) Error() string {
+	prefix := fmt.Sprintf("worker %d: ", e.id)
+	return prefix + strings.ReplaceAll(e.err.Error(), "\n", "\n"+prefix)
+}
+
+func (e *workerError) Unwrap() error { return e.err }

@@ -1,0 +1,68 @@
+package workerpool
+
+import (
+	"fmt"
+
+	"github.com/fxpool/fxpool/internal/safe"
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+)
+
+// countRestart records an attempt to restart a worker and reports whether
+// the worker may go on: not once the pool drops its tasks (it failed, or
+// its stop gave up draining). Past MaxRestarts within the window, it fails
+// the pool, naming the last cause.
+func (p *Pool[R]) countRestart(cause error) bool {
+	if p.cfg.maxRestarts > 0 {
+		now := p.cfg.clock.Now()
+		p.restartMu.Lock()
+		recent := p.restartLog[:0]
+		for _, t := range p.restartLog {
+			if now.Sub(t) < p.cfg.restartWindow {
+				recent = append(recent, t)
+			}
+		}
+		p.restartLog = append(recent, now)
+		over := len(p.restartLog) > p.cfg.maxRestarts
+		p.restartMu.Unlock()
+		if over {
+			p.fail(fmt.Errorf("more than %d restarts within %v, the last after: %w", p.cfg.maxRestarts, p.cfg.restartWindow, cause))
+		}
+	}
+	return !p.dropping.Load()
+}
+
+// fail stops the pool from serving: it refuses new tasks, reports queued
+// ones as not run, cancels running ones, and asks fx to stop the app with
+// exit code 1. The workers keep their resources until the app stops them.
+func (p *Pool[R]) fail(cause error) {
+	if !p.transition(stateFailed, stateServing) {
+		return // failed, stopping or stopped already
+	}
+	err := fmt.Errorf("workerpool: pool %q failed: %w", p.name, cause)
+	p.record(PoolFailed{Pool: p.name, Err: err})
+	p.dropQueued()
+	if p.sd != nil {
+		if serr := p.sd.Shutdown(fx.ExitCode(1)); serr != nil {
+			p.log.Error("asking fx to stop the app", zap.Error(serr))
+		}
+	}
+}
+
+// handle gives the error of a task nobody waits for to the ErrorHandler,
+// or logs it.
+func (p *Pool[R]) handle(err error) {
+	if f := p.cfg.onError; f != nil {
+		p.guard("ErrorHandler", func() { f(err) })
+		return
+	}
+	p.log.Error("task failed", zap.Error(err))
+}
+
+// guard calls a user's callback; a panic in it is logged, never a crash of
+// the pool.
+func (p *Pool[R]) guard(callback string, f func()) {
+	if err := safe.Call(f); err != nil {
+		p.log.Error(callback+" panicked", zap.Error(err))
+	}
+}

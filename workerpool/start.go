@@ -1,0 +1,230 @@
+package workerpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+)
+
+// The start's budget is the time left until its context's deadline when
+// OnStart begins. Opening gets the first two thirds of it; rolling back a
+// failed start gets the rest but the last twentieth, which is left to fx:
+// fx's App.Start returns at its deadline without waiting for the hook, and
+// App.Run then exits the process, so a rollback must be over by then.
+const (
+	openShareNum, openShareDen     = 2, 3
+	returnShareNum, returnShareDen = 19, 20
+)
+
+// errOpenBudget is the cause of a start whose opening took its whole share.
+var errOpenBudget = fmt.Errorf("opening took its share of the start budget: %w", context.DeadlineExceeded)
+
+// share returns num/den of d.
+func share(d time.Duration, num, den int64) time.Duration {
+	return d * time.Duration(num) / time.Duration(den)
+}
+
+// startRun is one start's hand-off with the workers it launched.
+type startRun struct {
+	ctx    context.Context // the open's context: ends with the start
+	sem    chan struct{}   // StartConcurrency
+	ready  chan openResult // unbuffered: see report
+	gaveUp chan struct{}   // closed once the start reads no more reports
+}
+
+type openResult struct {
+	id  int
+	err error
+}
+
+// start opens the first workers' resources, in parallel, and starts
+// serving. If any open fails, or the open's share of the budget runs out,
+// it closes everything that opened, in reverse order, before returning.
+func (p *Pool[R]) start(ctx context.Context) error {
+	if !p.transition(stateStarting, stateNew) {
+		switch s := p.current(); s {
+		case stateServing, stateFailed:
+			return nil // started already
+		default:
+			return fmt.Errorf("workerpool: pool %q: start while %v: a pool starts once: %w", p.name, s, ErrClosed)
+		}
+	}
+	began := time.Now()
+	n := p.cfg.workers
+	if p.elastic != nil {
+		n = p.cfg.minWorkers
+	}
+	openCtx, cancelOpen := context.WithCancelCause(ctx)
+	defer cancelOpen(nil)
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		openCtx, cancel = context.WithDeadlineCause(openCtx, began.Add(share(dl.Sub(began), openShareNum, openShareDen)), errOpenBudget)
+		defer cancel()
+	}
+	run := &startRun{
+		ctx:    openCtx,
+		sem:    make(chan struct{}, p.cfg.startConcurrency),
+		ready:  make(chan openResult),
+		gaveUp: make(chan struct{}),
+	}
+	defer close(run.gaveUp)
+	for _, w := range p.workers[:n] {
+		if p.elastic != nil {
+			w.slotted = true // no grower yet: no lock needed
+		}
+		p.launch(w, func() bool { return w.openAtStart(run) })
+	}
+
+	var (
+		failures []error
+		opened   = 0
+		reported = 0
+		cause    error // why the start gave up, if not a failed open
+	)
+	// consider takes a worker's report; an error caused by the start giving
+	// up is not the worker's failure.
+	consider := func(r openResult) {
+		reported++
+		switch {
+		case r.err == nil:
+			opened++
+		case context.Cause(openCtx) == nil || !errors.Is(r.err, context.Cause(openCtx)):
+			failures = append(failures, &workerError{r.id, r.err})
+			cancelOpen(r.err) // the others give up
+		}
+	}
+	for reported < n && cause == nil && len(failures) == 0 {
+		select {
+		case r := <-run.ready:
+			consider(r)
+		case <-openCtx.Done():
+			cause = context.Cause(openCtx)
+		}
+	}
+	// Success only within the open's share: fx must see the hook return
+	// before its deadline, or it gives up on a pool it will never stop.
+	if len(failures) == 0 && cause == nil && p.queueZeroReady(openCtx, n) && openCtx.Err() == nil && p.transition(stateServing, stateStarting) {
+		if e := p.elastic; e != nil {
+			e.live = n
+			go p.grower()
+		}
+		p.record(PoolStarted{Pool: p.name, Workers: n, Took: time.Since(began)})
+		return nil
+	}
+	if cause == nil && len(failures) == 0 {
+		// Every worker opened, but past the open's share: a start that
+		// returns nil so close to its deadline is one fx may give up on,
+		// and never stop.
+		cause = context.Cause(openCtx)
+	}
+
+	// Roll back, with a budget of its own: fx would roll back with ctx,
+	// maybe expired, and give up at its deadline.
+	cancelOpen(cause)
+	p.transition(stateStopped, stateStarting)
+	rb, cancel := p.rollbackContext(ctx, began)
+	defer cancel()
+	// Every worker that opened gets a pill carrying the rollback's context;
+	// late reports are taken until the rollback's deadline. A worker that
+	// reports later closes what it opened on its own.
+	pills := opened
+	for (pills > 0 || reported < n) && rb.Err() == nil {
+		var send chan task[R]
+		if pills > 0 {
+			send = p.q
+		}
+		select {
+		case send <- task[R]{ctx: rb}:
+			pills--
+		case r := <-run.ready:
+			consider(r)
+			if r.err == nil {
+				pills++
+			}
+		case <-rb.Done():
+		}
+	}
+	if pills > 0 {
+		close(p.abandon) // workers the rollback had no time to pill close alone
+	}
+	var head error
+	if len(failures) > 0 {
+		head = fmt.Errorf("workerpool: pool %q: start: %w", p.name, errors.Join(failures...))
+	} else {
+		head = fmt.Errorf("workerpool: pool %q: start: %w", p.name, errors.Join(cause, p.stuck(n)))
+	}
+	errs := []error{head}
+	if err := p.waitWorkers(rb, p.workers[:n]); err != nil {
+		errs = append(errs, fmt.Errorf("roll back: %w", err))
+	}
+	p.finalSweep()
+	close(p.stopped) // nothing left for a stop to do
+	err := errors.Join(errs...)
+	p.record(PoolStarted{Pool: p.name, Workers: n, Took: time.Since(began), Err: err})
+	return err
+}
+
+// rollbackContext bounds a failed start's rollback: by the start's
+// deadline, less fx's share, or by CloseTimeout if the start has none.
+func (p *Pool[R]) rollbackContext(ctx context.Context, began time.Time) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(context.WithoutCancel(ctx), began.Add(share(dl.Sub(began), returnShareNum, returnShareDen)))
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), p.cfg.closeTimeout)
+}
+
+// stuck names the workers among the first n that are opening now, and
+// what each is opening.
+func (p *Pool[R]) stuck(n int) error {
+	var errs []error
+	for _, w := range p.workers[:n] {
+		if ph := w.phase.Load(); ph == phaseOpening {
+			if name := w.opening.Load(); name != nil {
+				errs = append(errs, &workerError{w.id, fmt.Errorf("still opening %s", *name)})
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// queueZeroReady waits, for a pool with QueueSize(0), until every worker
+// waits in the queue, so that TryGo finds one right after the start.
+func (p *Pool[R]) queueZeroReady(ctx context.Context, n int) bool {
+	if p.cfg.queue != 0 || p.elastic != nil {
+		return true
+	}
+	for int(p.idle.Load()) < n {
+		if ctx.Err() != nil {
+			return false
+		}
+		runtime.Gosched()
+	}
+	return true
+}
+
+// openAtStart is the boot of a worker launched by the start: it opens
+// within the start's budget, tells the start, and serves only if the start
+// took its report.
+func (w *worker[R]) openAtStart(run *startRun) bool {
+	report := func(err error) bool {
+		select {
+		case run.ready <- openResult{w.id, err}:
+			// The start has it: if it rolls back, it sends this worker a pill.
+			return err == nil
+		case <-run.gaveUp:
+			return false // the loop closes whatever opened
+		}
+	}
+	w.report = report
+	defer func() { w.report = nil }()
+	select {
+	case run.sem <- struct{}{}:
+	case <-run.ctx.Done():
+		return report(fmt.Errorf("never began opening: %w", context.Cause(run.ctx)))
+	}
+	err := w.open(run.ctx)
+	<-run.sem
+	return report(err)
+}
