@@ -2,7 +2,7 @@ package workerpool
 
 import "sync"
 
-// elastic is the state of a pool sized by Elastic. Slots of p.workers hold
+// elastic is the state of a pool sized by Elastic. Slots of the pool (see all) hold
 // the workers; a free slot is reused by the next worker grown.
 type elastic struct {
 	mu       sync.Mutex
@@ -52,7 +52,7 @@ func (p *Pool[R]) growOne() bool {
 	e := p.elastic
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.stopping || e.live >= len(p.workers) || p.idle.Load() > 0 || len(p.q) <= e.opening {
+	if e.stopping || e.live >= len(p.all()) || p.idle.Load() > 0 || len(p.q) <= e.opening {
 		return false
 	}
 	return p.growSlot()
@@ -61,37 +61,22 @@ func (p *Pool[R]) growOne() bool {
 // growSlot launches a worker in a free slot. e.mu must be held.
 func (p *Pool[R]) growSlot() bool {
 	e := p.elastic
-	for _, w := range p.workers {
+	for _, w := range p.all() {
 		if !w.slotted {
 			w.slotted = true
 			e.live++
 			e.opening++
-			p.launch(w, w.openGrown)
+			p.launch(w, w.openLater)
 			return true
 		}
 	}
 	return false
 }
 
-// openGrown is the boot of a worker grown on demand: it opens on its own
-// goroutine, retrying as a rebuild does, and then serves.
-func (w *worker[R]) openGrown() bool {
-	p := w.p
-	if err := w.open(p.tasks); err != nil {
-		w.reopen(restart, err)
-	}
-	e := p.elastic
-	e.mu.Lock()
-	e.opening--
-	e.mu.Unlock()
-	return true
-}
-
-// stopGrowing stops the grower and freezes the workers: it returns those to
-// wait for and how many of them will take a pill (the others are retiring).
-// If tasks wait to be drained and no worker is left, it grows one to run
-// them.
-func (p *Pool[R]) stopGrowing() ([]*worker[R], int) {
+// stopGrowing stops the grower and freezes the workers: it returns how
+// many will take a pill (those retiring will not). If tasks wait to be
+// drained and no worker is left, it grows one to run them.
+func (p *Pool[R]) stopGrowing() int {
 	e := p.elastic
 	e.mu.Lock()
 	if e.live == 0 && len(p.q) > 0 && !p.dropping.Load() {
@@ -100,15 +85,11 @@ func (p *Pool[R]) stopGrowing() ([]*worker[R], int) {
 	e.stopping = true
 	n := e.live
 	e.mu.Unlock()
-	close(e.stop)
-	<-e.stopped
-	live := make([]*worker[R], 0, len(p.workers))
-	for _, w := range p.workers {
-		if w.exited != nil {
-			live = append(live, w) // waited for; n of them take a pill
-		}
+	if p.started { // the grower runs
+		close(e.stop)
+		<-e.stopped
 	}
-	return live, n
+	return n
 }
 
 // nextElastic is next for an elastic pool: a worker that waits longer than

@@ -36,7 +36,7 @@ func (p *Pool[R]) countRestart(cause error) bool {
 // ones as not run, cancels running ones, and asks fx to stop the app with
 // exit code 1. The workers keep their resources until the app stops them.
 func (p *Pool[R]) fail(cause error) {
-	if !p.transition(stateFailed, stateServing) {
+	if !p.transition(stateFailed, stateServing, stateStopping) {
 		return // failed, stopping or stopped already
 	}
 	err := fmt.Errorf("workerpool: pool %q failed: %w", p.name, cause)
@@ -65,4 +65,14 @@ func (p *Pool[R]) guard(callback string, f func()) {
 	if err := safe.Call(f); err != nil {
 		p.log.Error(callback+" panicked", zap.Error(err))
 	}
+}
+
+// guardErr calls a user's func that returns an error; a panic in it is
+// that error.
+func (p *Pool[R]) guardErr(callback string, f func() error) error {
+	var err error
+	if perr := safe.Call(func() { err = f() }); perr != nil {
+		return fmt.Errorf("%s panicked: %w", callback, perr)
+	}
+	return err
 }

@@ -2,8 +2,10 @@ package workerpool
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"strconv"
+	"sync/atomic"
 )
 
 // MapOption configures [Map].
@@ -27,70 +29,93 @@ func (o inFlightOption) String() string        { return "workerpool.InFlight(" +
 // the order of in, with at most a bounded number of tasks in flight (see
 // [InFlight]): a parallel map that never holds the whole input or output.
 //
-// Nothing runs until the result is ranged over. Each task receives a
-// context that ends when ctx does, when the pool stops, or when the
-// consumer stops early. A failed task yields its error and the loop goes
-// on; a failure to submit (the pool stopped, ctx ended) yields that error
-// and ends the loop. When the loop ends, early or not, Map has waited for
-// every task it submitted: nothing keeps running behind it.
+// Nothing runs until the result is ranged over. Each task's context carries
+// ctx's values and ends when ctx does, when the pool's stop says so, or
+// when the loop ends. A failed task yields its error and the loop goes on;
+// a failure to submit (the pool stopped, ctx ended) yields that error and
+// ends the loop, and so does ctx ending while Map waits for a result. A nil
+// ctx, f or option yields one error ([ErrNilContext], [ErrNilTask]).
+//
+// When the loop ends — early, on an error, or by a panic in its body — Map
+// has cancelled the tasks still queued (they will not run) and waited for
+// every task of its own that had begun: none of f's calls keeps running
+// behind it.
 func Map[R, In, Out any](ctx context.Context, p *Pool[R], in iter.Seq[In], f func(context.Context, R, In) (Out, error), opts ...MapOption) iter.Seq2[Out, error] {
-	cfg := mapConfig{inFlight: 2 * p.cfg.workers}
+	var zero Out
+	fail := func(err error) iter.Seq2[Out, error] {
+		return func(yield func(Out, error) bool) { yield(zero, err) }
+	}
+	switch {
+	case ctx == nil:
+		return fail(ErrNilContext)
+	case f == nil || in == nil:
+		return fail(ErrNilTask)
+	}
+	cfg := mapConfig{inFlight: 2 * p.Capacity().MaxWorkers}
 	for _, o := range opts {
+		if o == nil {
+			return fail(fmt.Errorf("workerpool: Map: nil option"))
+		}
 		o.applyMap(&cfg)
 	}
 	return func(yield func(Out, error) bool) {
 		ctx, cancel := context.WithCancelCause(ctx)
-		defer cancel(nil)
-		// Tasks also end when the pool stops.
-		defer context.AfterFunc(p.tasks, func() { cancel(context.Cause(p.tasks)) })()
-
-		var (
-			window = make([]*Future[Out], 0, cfg.inFlight) // a FIFO: oldest first
-			zero   Out
-		)
-		// drain waits for whatever is still in flight, so that nothing
-		// outlives the loop.
-		drain := func() {
+		var window []*mapTask[Out] // a FIFO: oldest first
+		// Whatever ends the loop, nothing of f's outlives it: tasks not
+		// begun never will, those begun are waited for.
+		defer func() {
 			cancel(context.Canceled)
-			for _, fut := range window {
-				<-fut.done
+			for _, t := range window {
+				if t.began.Load() {
+					<-t.fut.done
+				}
 			}
-		}
+		}()
 		// next yields the oldest result, and reports whether to go on.
 		next := func() bool {
-			fut := window[0]
+			t := window[0]
+			select {
+			case <-t.fut.done:
+			case <-ctx.Done():
+				yield(zero, context.Cause(ctx))
+				return false
+			}
 			window = window[1:]
-			<-fut.done
-			return yield(fut.val, fut.err)
+			return yield(t.fut.val, t.fut.err)
 		}
 		for x := range in {
 			if len(window) == cfg.inFlight && !next() {
-				drain()
 				return
 			}
 			if err := context.Cause(ctx); err != nil {
-				drain()
 				yield(zero, err)
 				return
 			}
-			fut, err := Submit(ctx, p, func(_ context.Context, r R) (Out, error) {
+			t := &mapTask[Out]{}
+			fut, err := Submit(ctx, p, func(ctx context.Context, r R) (Out, error) {
+				t.began.Store(true) // before the look at ctx: see the deferred drain
 				if err := context.Cause(ctx); err != nil {
 					return zero, err
 				}
 				return f(ctx, r, x)
 			})
 			if err != nil {
-				drain()
 				yield(zero, err)
 				return
 			}
-			window = append(window, fut)
+			t.fut = fut
+			window = append(window, t)
 		}
 		for len(window) > 0 {
 			if !next() {
-				drain()
 				return
 			}
 		}
 	}
+}
+
+// mapTask is one task of a Map in flight.
+type mapTask[Out any] struct {
+	fut   *Future[Out]
+	began atomic.Bool
 }

@@ -27,7 +27,7 @@ type config struct {
 	named            bool
 	private          bool
 	onError          func(error)
-	onDropped        any // func(func(context.Context, R) error)
+	onDropped        any // func(context.Context, func(context.Context, R) error)
 	maxRestarts      int // 0: no limit
 	restartWindow    time.Duration
 	backoffMin       time.Duration
@@ -316,6 +316,11 @@ const (
 	// Cancel runs no queued task: each is reported as not run, with
 	// [ErrClosed], and the context of running tasks is cancelled at once.
 	Cancel
+	// DropQueued runs no queued task, as Cancel, but lets running tasks
+	// finish: their context is cancelled only at two fifths of the stop
+	// budget, as under Drain. The stop of a command told to quit: finish
+	// what is in hand, start nothing new.
+	DropQueued
 )
 
 func (s StopPolicy) String() string {
@@ -324,6 +329,8 @@ func (s StopPolicy) String() string {
 		return "workerpool.Drain"
 	case Cancel:
 		return "workerpool.Cancel"
+	case DropQueued:
+		return "workerpool.DropQueued"
 	}
 	return fmt.Sprintf("workerpool.StopPolicy(%d)", int(s))
 }
@@ -334,7 +341,7 @@ func OnStop(policy StopPolicy) Option { return stopOption(policy) }
 type stopOption StopPolicy
 
 func (o stopOption) apply(c *config) error {
-	if o != stopOption(Drain) && o != stopOption(Cancel) {
+	if o != stopOption(Drain) && o != stopOption(Cancel) && o != stopOption(DropQueued) {
 		return fmt.Errorf("unknown policy")
 	}
 	c.stopPolicy = StopPolicy(o)
@@ -344,17 +351,22 @@ func (o stopOption) apply(c *config) error {
 func (o stopOption) String() string { return fmt.Sprintf("workerpool.OnStop(%v)", StopPolicy(o)) }
 
 // OnDropped receives every accepted task that will never run — queued when
-// the pool stopped with [Cancel], ran out of stop budget, or failed — so
-// that the app can persist or hand it elsewhere. Its submitter is told too:
-// [Pool.Do] and [Future.Wait] return [ErrClosed], and tasks of [Pool.Go]
-// reach the [ErrorHandler]. R must be the pool's task parameter; f runs on
-// a worker's or the stopping goroutine and must be safe for concurrent use.
-func OnDropped[R any](f func(task func(context.Context, R) error)) Option {
+// the pool stopped with [Cancel] or [DropQueued], ran out of stop budget,
+// or failed — so that the app can persist or hand it elsewhere. ctx is the
+// context the task was submitted with (context.Background for TryGo), so
+// that values its submitter attached to it — a message ID, a trace —
+// identify the task. Its submitter is told first: [Pool.Do] and
+// [Future.Wait] return [ErrClosed], [Pool.GoReport] reports NotRun, and
+// tasks of [Pool.Go] reach the [ErrorHandler]; running the task in f does
+// not change what the submitter was told. R must be the pool's task
+// parameter; f runs on a worker's or the stopping goroutine and must be
+// safe for concurrent use. A panic in f is logged.
+func OnDropped[R any](f func(ctx context.Context, task func(context.Context, R) error)) Option {
 	return droppedOption[R]{f}
 }
 
 type droppedOption[R any] struct {
-	f func(func(context.Context, R) error)
+	f func(context.Context, func(context.Context, R) error)
 }
 
 func (o droppedOption[R]) apply(c *config) error {

@@ -66,12 +66,18 @@ type Pool[R any] struct {
 	idle      atomic.Int32 // workers waiting for a task
 
 	mu      sync.Mutex
-	state   state         // guarded by mu; see transition
-	closing chan struct{} // closed when the pool stops taking tasks
-	abandon chan struct{} // closed when a stop gives up waiting: late workers end alone
-	stopped chan struct{} // closed when the first stop has returned
-	stopErr error         // the first stop's error, set before stopped closes
-	guarded *time.Timer   // StopGuard's: begins the stop if fx is late; guarded by mu
+	state   state                         // guarded by mu; see transition
+	ended   bool                          // closing is closed and life ended; guarded by mu
+	closing chan struct{}                 // closed when the pool stops taking tasks
+	abandon chan struct{}                 // closed when a stop gives up waiting: late workers end alone
+	stopped chan struct{}                 // closed when the first stop has returned
+	stopErr error                         // the first stop's error, set before stopped closes
+	guarded *time.Timer                   // StopGuard's: begins the stop if fx is late; guarded by mu
+	feeders []func(context.Context) error // see AddFeeder; guarded by mu
+	size    int                           // a fixed pool's workers, as Resize sets; guarded by mu
+	started bool                          // the start succeeded; guarded by mu
+	excess  atomic.Int32                  // workers of a fixed pool to retire: see Resize
+	shrink  chan struct{}                 // wakes a waiting worker to retire: see Resize
 
 	// The pool's own contexts, ended with a cause. life ends when the pool
 	// stops taking tasks: workers stop retrying opens. tasks is the parent
@@ -81,8 +87,8 @@ type Pool[R any] struct {
 	tasks       context.Context
 	cancelTasks context.CancelCauseFunc
 
-	workers []*worker[R] // fixed at construction: the slots of an elastic pool
-	elastic *elastic     // nil for a pool of fixed size
+	slots   atomic.Pointer[[]*worker[R]] // grown by Resize only; see all
+	elastic *elastic                     // nil for a pool of fixed size
 
 	dropped  atomic.Uint64
 	restarts atomic.Uint64
@@ -106,15 +112,17 @@ func newPool[R any](name string, cfg config, plan *resources.Plan[R], ext []refl
 		q:       make(chan task[R], cfg.queue),
 		closing: make(chan struct{}),
 		abandon: make(chan struct{}),
+		shrink:  make(chan struct{}),
+		size:    cfg.workers,
 		stopped: make(chan struct{}),
 	}
 	p.life, p.endLife = context.WithCancelCause(context.Background())
 	p.tasks, p.cancelTasks = context.WithCancelCause(context.Background())
-	p.workers = make([]*worker[R], cfg.workers)
-	for i := range p.workers {
-		p.workers[i] = &worker[R]{p: p, id: i}
-		p.workers[i].phase.Store(phaseVacant)
+	slots := make([]*worker[R], cfg.workers)
+	for i := range slots {
+		slots[i] = &worker[R]{p: p, id: i}
 	}
+	p.slots.Store(&slots)
 	if cfg.minWorkers >= 0 {
 		p.elastic = newElastic()
 	}
@@ -138,6 +146,10 @@ func fallbackLogger() *zap.Logger {
 	enc.StacktraceKey = ""
 	return zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(os.Stderr), zap.ErrorLevel))
 }
+
+// all returns the pool's worker slots: those of an elastic pool, and those a
+// fixed pool had or has (Resize may add some). The slice is never changed.
+func (p *Pool[R]) all() []*worker[R] { return *p.slots.Load() }
 
 // Name returns the pool's name.
 func (p *Pool[R]) Name() string { return p.name }
@@ -180,7 +192,7 @@ func (p *Pool[R]) Stats() Stats {
 		Restarts: p.restarts.Load(),
 		Recycles: p.recycles.Load(),
 	}
-	for _, w := range p.workers {
+	for _, w := range p.all() {
 		switch w.phase.Load() {
 		case phaseServing:
 			s.Workers++

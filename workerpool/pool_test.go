@@ -43,7 +43,7 @@ func TestOptionString(t *testing.T) {
 		{workerpool.MaxTasksPerWorker(100), "workerpool.MaxTasksPerWorker(100)"},
 		{workerpool.MaxWorkerAge(time.Hour), "workerpool.MaxWorkerAge(1h0m0s)"},
 		{workerpool.OnStop(workerpool.Cancel), "workerpool.OnStop(workerpool.Cancel)"},
-		{workerpool.OnDropped(func(func(context.Context, int) error) {}), "workerpool.OnDropped[int](...)"},
+		{workerpool.OnDropped(func(_ context.Context, _ func(context.Context, int) error) {}), "workerpool.OnDropped[int](...)"},
 		{workerpool.ErrorHandler(func(error) {}), "workerpool.ErrorHandler(...)"},
 		{workerpool.WithClock(fakeclock.New()), "workerpool.WithClock(...)"},
 	}
@@ -74,7 +74,7 @@ func TestInvalidOptionsFailFxNew(t *testing.T) {
 		{"NilHandler", workerpool.ErrorHandler(nil), "nil func"},
 		{"NilClock", workerpool.WithClock(nil), "nil clock"},
 		{"NilOption", nil, "nil option"},
-		{"DroppedOfAnotherType", workerpool.OnDropped(func(func(context.Context, string) error) {}), "OnDropped takes tasks of another type"},
+		{"DroppedOfAnotherType", workerpool.OnDropped(func(_ context.Context, _ func(context.Context, string) error) {}), "OnDropped takes tasks of another type"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -361,7 +361,7 @@ func TestMaxRestartsFailsThePoolAndStopsTheApp(t *testing.T) {
 	p, app := start[*Conn](t,
 		workerpool.Workers(1),
 		workerpool.MaxRestarts(2, time.Hour),
-		workerpool.OnDropped(func(func(context.Context, *Conn) error) { dropped.Add(1) }),
+		workerpool.OnDropped(func(_ context.Context, _ func(context.Context, *Conn) error) { dropped.Add(1) }),
 		conns(&j, nil),
 	)
 	broken := func(context.Context, *Conn) error { return resources.ErrBroken }
@@ -454,7 +454,7 @@ func TestStopWithCancelRunsNoQueuedTask(t *testing.T) {
 		workerpool.Workers(1),
 		workerpool.QueueSize(10),
 		workerpool.OnStop(workerpool.Cancel),
-		workerpool.OnDropped(func(func(context.Context, resources.Worker) error) { dropped.Add(1) }),
+		workerpool.OnDropped(func(_ context.Context, _ func(context.Context, resources.Worker) error) { dropped.Add(1) }),
 	)
 	var (
 		running = make(chan struct{})

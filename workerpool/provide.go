@@ -119,8 +119,8 @@ func checkDropped[R any](cfg config) error {
 	if cfg.onDropped == nil {
 		return nil
 	}
-	if _, ok := cfg.onDropped.(func(func(context.Context, R) error)); !ok {
-		return fmt.Errorf("OnDropped takes tasks of another type: %T, want func(func(context.Context, %v) error)", cfg.onDropped, reflect.TypeFor[R]())
+	if _, ok := cfg.onDropped.(func(context.Context, func(context.Context, R) error)); !ok {
+		return fmt.Errorf("OnDropped takes tasks of another type: %T, want func(context.Context, func(context.Context, %v) error)", cfg.onDropped, reflect.TypeFor[R]())
 	}
 	return nil
 }

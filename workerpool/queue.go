@@ -2,6 +2,7 @@ package workerpool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -13,29 +14,125 @@ import (
 // with ctx and exits. The stop queues one pill per worker behind the tasks
 // already queued.
 type task[R any] struct {
-	fn  func(context.Context, R) error
-	res outcome
-	ctx context.Context // a pill's close context
+	fn   func(context.Context, R) error
+	res  outcome
+	ctx  context.Context // the submitter's, as mode says; a pill's close context
+	mode ctxMode
 }
 
-// outcome receives what became of a task, exactly once: its error (nil if
-// it succeeded), a *PanicError, ErrGoexit, or ErrClosed if it never ran.
-type outcome interface{ finish(error) }
+// ctxMode says what of its submitter's context a task's context carries.
+type ctxMode uint8
+
+const (
+	ctxPool   ctxMode = iota // nothing: context.Background, or a pill
+	ctxValues                // its values (Go): the pool's cancellation only
+	ctxBound                 // its values and its cancellation (Do, Submit, Map, groups)
+)
+
+// modeOf says what a task's context takes of ctx: nothing of
+// context.Background, and of a context that never ends, only its values.
+func modeOf(ctx context.Context, bound bool) ctxMode {
+	switch {
+	case ctx == context.Background() || ctx == context.TODO():
+		return ctxPool
+	case bound && ctx.Done() != nil:
+		return ctxBound
+	}
+	return ctxValues
+}
+
+// outcome receives what became of a task, exactly once: how it ended and
+// its error (nil if it succeeded), a *PanicError, ErrGoexit, or, if it
+// never ran, ErrClosed or its submitter's context's cause.
+type outcome interface{ finish(Outcome, error) }
+
+// Outcome is what became of a task.
+type Outcome uint8
+
+const (
+	// Succeeded: the task ran and returned nil.
+	Succeeded Outcome = iota + 1
+	// Failed: the task ran and returned an error.
+	Failed
+	// Panicked: the task panicked (the error is a *PanicError) or called
+	// runtime.Goexit (ErrGoexit).
+	Panicked
+	// NotRun: the task never ran. The error is ErrClosed if the pool
+	// stopped first, or the cause of its submitter's context if that ended
+	// before a worker took the task.
+	NotRun
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Succeeded:
+		return "succeeded"
+	case Failed:
+		return "failed"
+	case Panicked:
+		return "panicked"
+	case NotRun:
+		return "not run"
+	}
+	return fmt.Sprintf("Outcome(%d)", uint8(o))
+}
+
+// ErrNilContext is returned when a task is submitted with a nil context.
+var ErrNilContext = errors.New("workerpool: nil context")
 
 // Go submits a task and returns without waiting for it to run. It blocks
 // only while the queue is full, until there is room, the pool stops
-// ([ErrClosed]) or ctx is done (ctx's error). The task's own error goes to
-// the pool's [ErrorHandler]. Before the pool starts, Go returns
-// [ErrNotStarted].
+// ([ErrClosed]) or ctx is done (ctx's error). Before the pool starts, Go
+// returns [ErrNotStarted].
+//
+// The task's context carries ctx's values but not its cancellation, as
+// [context.WithoutCancel] does: a fire-and-forget task outlives the
+// request that submitted it. It ends when the pool's stop says so. The
+// task's own error goes to the pool's [ErrorHandler].
 func (p *Pool[R]) Go(ctx context.Context, task func(context.Context, R) error) error {
 	if task == nil {
 		return ErrNilTask
 	}
-	return p.enqueue(ctx, taskOf(task, nil))
+	if ctx == nil {
+		return ErrNilContext
+	}
+	return p.enqueue(ctx, taskOf(ctx, false, task, nil))
 }
 
-func taskOf[R any](fn func(context.Context, R) error, res outcome) task[R] {
-	return task[R]{fn: fn, res: res}
+// GoReport submits a task as [Pool.Go] does, and tells report what became
+// of it, exactly once: succeeded, failed, panicked, or never ran. It is the
+// submission of a feeder, such as a message queue's consumer, which acks,
+// retries or leaves each message by its outcome. report runs on the
+// worker's goroutine, or on the goroutine that drops the task; it must be
+// quick and safe for concurrent use. Errors reported go to report only,
+// never to the ErrorHandler. If GoReport returns an error, the task was
+// not accepted and report is never called.
+//
+// Unlike Go's, the task's context ends when ctx does (with ctx's cause),
+// as well as when the pool's stop says so (with cause [ErrClosed]); if
+// ctx has ended by the time a worker takes the task, it does not run and
+// is reported NotRun with ctx's cause.
+func (p *Pool[R]) GoReport(ctx context.Context, task func(context.Context, R) error, report func(Outcome, error)) error {
+	if task == nil || report == nil {
+		return ErrNilTask
+	}
+	if ctx == nil {
+		return ErrNilContext
+	}
+	return p.enqueue(ctx, taskOf(ctx, true, task, reportFunc(report)))
+}
+
+// reportFunc is the outcome of a task of GoReport.
+type reportFunc func(Outcome, error)
+
+func (f reportFunc) finish(o Outcome, err error) { f(o, err) }
+
+func taskOf[R any](ctx context.Context, bound bool, fn func(context.Context, R) error, res outcome) task[R] {
+	t := task[R]{fn: fn, res: res, mode: modeOf(ctx, bound)}
+	if t.mode != ctxPool {
+		t.ctx = ctx
+	}
+	return t
 }
 
 // TryGo submits a task only if a worker or the queue has room now. It never
@@ -45,7 +142,7 @@ func (p *Pool[R]) TryGo(task func(context.Context, R) error) bool {
 	if task == nil || !p.accepting.Load() {
 		return false
 	}
-	t := taskOf(task, nil)
+	t := taskOf[R](context.Background(), false, task, nil)
 	for range 4 {
 		select {
 		case p.q <- t:
@@ -66,13 +163,21 @@ func (p *Pool[R]) TryGo(task func(context.Context, R) error) bool {
 // Do submits a task and waits for it. It returns the task's error, a
 // [*PanicError] if it panicked, [ErrGoexit] if it called runtime.Goexit,
 // [ErrClosed] if the pool stopped before it ran, or ctx's error if ctx
-// ended first — in which case the task may still run later.
+// ended first.
+//
+// The task's context carries ctx's values and ends when ctx ends (with
+// ctx's cause) or when the pool's stop says so (with cause [ErrClosed]),
+// whichever is first. A task whose ctx has ended by the time a worker takes
+// it does not run.
 func (p *Pool[R]) Do(ctx context.Context, task func(context.Context, R) error) error {
 	if task == nil {
 		return ErrNilTask
 	}
+	if ctx == nil {
+		return ErrNilContext
+	}
 	w := waiters.Get().(*waiter)
-	if err := p.enqueue(ctx, taskOf(task, w)); err != nil {
+	if err := p.enqueue(ctx, taskOf(ctx, true, task, w)); err != nil {
 		waiters.Put(w)
 		return err
 	}
@@ -93,7 +198,7 @@ func (p *Pool[R]) Do(ctx context.Context, task func(context.Context, R) error) e
 // waiter is the outcome of a Do. Waiters are reused, so Do allocates nothing.
 type waiter struct{ ch chan error }
 
-func (w *waiter) finish(err error) { w.ch <- err }
+func (w *waiter) finish(_ Outcome, err error) { w.ch <- err }
 
 var waiters = sync.Pool{New: func() any { return &waiter{ch: make(chan error, 1)} }}
 
@@ -189,12 +294,16 @@ func (p *Pool[R]) sweep() {
 func (p *Pool[R]) drop(t task[R]) {
 	p.dropped.Add(1)
 	if t.res != nil {
-		t.res.finish(ErrClosed)
+		t.res.finish(NotRun, ErrClosed)
 	} else {
 		p.handle(fmt.Errorf("workerpool: pool %q: task not run: %w", p.name, ErrClosed))
 	}
 	if f := p.cfg.onDropped; f != nil {
-		p.guard("OnDropped", func() { f.(func(func(context.Context, R) error))(t.fn) })
+		ctx := t.ctx
+		if t.mode == ctxPool {
+			ctx = context.Background()
+		}
+		p.guard("OnDropped", func() { f.(func(context.Context, func(context.Context, R) error))(ctx, t.fn) })
 	}
 }
 
@@ -215,7 +324,7 @@ func (f *Future[T]) settle(v T, err error) {
 	}
 }
 
-func (f *Future[T]) finish(err error) {
+func (f *Future[T]) finish(_ Outcome, err error) {
 	var zero T
 	f.settle(zero, err)
 }
@@ -238,11 +347,16 @@ func (f *Future[T]) Wait(ctx context.Context) (T, error) {
 // Done returns a channel that is closed once the result is ready.
 func (f *Future[T]) Done() <-chan struct{} { return f.done }
 
-// Submit submits a task that returns a value, as [Pool.Go] does, and
-// returns a future for its result. It blocks only while the queue is full.
+// Submit submits a task that returns a value and returns a future for its
+// result. It blocks only while the queue is full. The task's context is as
+// [Pool.Do]'s: it carries ctx's values and ends when ctx ends or the pool's
+// stop says so.
 func Submit[R, T any](ctx context.Context, p *Pool[R], task func(context.Context, R) (T, error)) (*Future[T], error) {
 	if task == nil {
 		return nil, ErrNilTask
+	}
+	if ctx == nil {
+		return nil, ErrNilContext
 	}
 	f := &Future[T]{done: make(chan struct{})}
 	run := func(ctx context.Context, r R) error {
@@ -250,7 +364,7 @@ func Submit[R, T any](ctx context.Context, p *Pool[R], task func(context.Context
 		f.settle(v, err)
 		return err
 	}
-	if err := p.enqueue(ctx, taskOf(run, f)); err != nil {
+	if err := p.enqueue(ctx, taskOf(ctx, true, run, f)); err != nil {
 		return nil, err
 	}
 	return f, nil

@@ -70,10 +70,8 @@ func (p *Pool[R]) start(ctx context.Context) error {
 		gaveUp: make(chan struct{}),
 	}
 	defer close(run.gaveUp)
-	for _, w := range p.workers[:n] {
-		if p.elastic != nil {
-			w.slotted = true // no grower yet: no lock needed
-		}
+	for _, w := range p.all()[:n] {
+		w.slotted = true // no grower or Resize yet: no lock needed
 		p.launch(w, func() bool { return w.openAtStart(run) })
 	}
 
@@ -105,11 +103,17 @@ func (p *Pool[R]) start(ctx context.Context) error {
 	}
 	// Success only within the open's share: fx must see the hook return
 	// before its deadline, or it gives up on a pool it will never stop.
-	if len(failures) == 0 && cause == nil && p.queueZeroReady(openCtx, n) && openCtx.Err() == nil && p.transition(stateServing, stateStarting) {
+	if len(failures) == 0 && cause == nil && p.queueZeroReady(openCtx, n) && openCtx.Err() == nil {
+		p.mu.Lock()
+		p.started = true
+		p.mu.Unlock()
 		if e := p.elastic; e != nil {
+			e.mu.Lock()
 			e.live = n
+			e.mu.Unlock()
 			go p.grower()
 		}
+		p.transition(stateServing, stateStarting)
 		p.record(PoolStarted{Pool: p.name, Workers: n, Took: time.Since(began)})
 		return nil
 	}
@@ -156,7 +160,7 @@ func (p *Pool[R]) start(ctx context.Context) error {
 		head = fmt.Errorf("workerpool: pool %q: start: %w", p.name, errors.Join(cause, p.stuck(n)))
 	}
 	errs := []error{head}
-	if err := p.waitWorkers(rb, p.workers[:n]); err != nil {
+	if err := p.waitWorkers(rb, p.all()[:n]); err != nil {
 		errs = append(errs, fmt.Errorf("roll back: %w", err))
 	}
 	p.finalSweep()
@@ -179,7 +183,7 @@ func (p *Pool[R]) rollbackContext(ctx context.Context, began time.Time) (context
 // what each is opening.
 func (p *Pool[R]) stuck(n int) error {
 	var errs []error
-	for _, w := range p.workers[:n] {
+	for _, w := range p.all()[:n] {
 		if ph := w.phase.Load(); ph == phaseOpening {
 			if name := w.opening.Load(); name != nil {
 				errs = append(errs, &workerError{w.id, fmt.Errorf("still opening %s", *name)})

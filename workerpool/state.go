@@ -13,8 +13,9 @@ const (
 	stateNew      state = iota // built, not started
 	stateStarting              // OnStart is opening the workers
 	stateServing               // started: taking tasks
+	stateStopping              // a stop began: feeders stop feeding; tasks still taken
 	stateFailed                // past MaxRestarts: no tasks, resources still open
-	stateStopping              // OnStop is draining and closing
+	stateDraining              // no new tasks: the queue drains, the workers close
 	stateStopped               // closed for good (also after a failed start)
 )
 
@@ -26,10 +27,12 @@ func (s state) String() string {
 		return "starting"
 	case stateServing:
 		return "serving"
-	case stateFailed:
-		return "failed"
 	case stateStopping:
 		return "stopping"
+	case stateFailed:
+		return "failed"
+	case stateDraining:
+		return "draining"
 	case stateStopped:
 		return "stopped"
 	}
@@ -38,18 +41,18 @@ func (s state) String() string {
 
 // transition moves the pool to state to if it is in one of from, and
 // reports whether it did. It is the only place the state changes. Leaving
-// starting or serving for good ends the pool's life: submitters are
-// refused and woken, and workers stop retrying opens.
+// starting, serving or stopping for good ends the pool's life: submitters
+// are refused and woken, and workers stop retrying opens.
 func (p *Pool[R]) transition(to state, from ...state) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !slices.Contains(from, p.state) {
 		return false
 	}
-	was := p.state
 	p.state = to
-	p.accepting.Store(to == stateServing)
-	if was < stateFailed && to >= stateFailed {
+	p.accepting.Store(to == stateServing || to == stateStopping)
+	if to >= stateFailed && !p.ended {
+		p.ended = true
 		close(p.closing)
 		p.endLife(ErrClosed)
 	}

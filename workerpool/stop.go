@@ -8,29 +8,57 @@ import (
 )
 
 // The stop's budget is the time left until its context's deadline when
-// OnStop begins. Queued tasks may start during the first two fifths of it
-// (Drain); then the tasks still queued are reported as not run and the
-// context of running tasks is cancelled. Every worker closes its resources
-// as soon as it is free, and its cleanups get a context that ends at nine
-// tenths of the budget: closing is never starved by draining. The last
-// tenth is left to the hooks that stop after the pool, such as those of
-// the app-scoped resources its workers use.
+// the stop begins. Feeders (see AddFeeder) stop feeding first, within the
+// first two fifths of it, while the pool still takes their last tasks.
+// Queued tasks may start until two fifths of the budget (Drain); then the
+// tasks still queued are reported as not run and the context of running
+// tasks is cancelled. Every worker closes its resources as soon as it is
+// free, and its cleanups get a context that ends at nine tenths of the
+// budget: closing is never starved by draining. The last tenth is left to
+// the hooks that stop after the pool, such as those of the app-scoped
+// resources its workers use.
 const (
 	drainShareNum, drainShareDen = 2, 5
 	closeShareNum, closeShareDen = 9, 10
 )
 
-// stop refuses new tasks, drains or drops the queue by policy, and closes
-// every worker's resources, within the stop's budget. A second stop waits
-// for the first and returns its result.
-func (p *Pool[R]) stop(ctx context.Context) error {
+// Stop stops the pool now, without waiting for the app to: feeders stop
+// feeding, the pool refuses new tasks ([ErrClosed]), treats the queued ones
+// by policy, and closes every worker's resources, all within ctx's budget
+// as the package documentation details. It blocks until the pool has
+// stopped or nine tenths of ctx's budget are gone, and returns the joined
+// teardown errors, or an error naming every worker still stuck and what it
+// is stuck in.
+//
+// The pool's OnStop hook, when the app stops, waits for a stop already
+// under way and returns its result; so does a second Stop. A pool that has
+// not started is simply closed. Stop is safe for concurrent use.
+func (p *Pool[R]) Stop(ctx context.Context, policy StopPolicy) error {
+	if ctx == nil {
+		return ErrNilContext
+	}
+	if policy != Drain && policy != Cancel && policy != DropQueued {
+		return fmt.Errorf("workerpool: pool %q: Stop: unknown %v", p.name, policy)
+	}
+	return p.shutdown(ctx, policy)
+}
+
+// stop is the pool's OnStop hook.
+func (p *Pool[R]) stop(ctx context.Context) error { return p.shutdown(ctx, p.cfg.stopPolicy) }
+
+// shutdown is every stop: feeders stop feeding, then the pool refuses new
+// tasks, drains or drops the queue by policy, and closes every worker's
+// resources, within the stop's budget. A second stop waits for the first
+// and returns its result.
+func (p *Pool[R]) shutdown(ctx context.Context, policy StopPolicy) error {
 	switch {
 	case p.transition(stateStopped, stateNew):
 		p.finalSweep()
-		p.stopErr = nil
 		close(p.stopped)
 		return nil
-	case p.transition(stateStopping, stateServing, stateFailed):
+	case p.transition(stateStopping, stateServing):
+	case p.transition(stateDraining, stateFailed):
+		// A failed pool has no feeders to wait for: it takes no tasks.
 	case p.current() == stateStarting:
 		// fx stops only hooks whose start returned: a concurrent stop is a
 		// caller's mistake, and the start cleans up after itself.
@@ -47,57 +75,111 @@ func (p *Pool[R]) stop(ctx context.Context) error {
 	if p.guarded != nil {
 		p.guarded.Stop() // this stop is the one StopGuard waited for
 	}
+	feeders := p.feeders
+	if p.state == stateDraining {
+		feeders = nil
+	}
 	p.mu.Unlock()
+
 	began := time.Now()
 	closeCtx, cancelClose := context.WithCancel(ctx)
+	drainCtx := ctx
 	if dl, ok := ctx.Deadline(); ok {
 		budget := dl.Sub(began)
 		cancelClose()
 		closeCtx, cancelClose = context.WithDeadline(ctx, began.Add(share(budget, closeShareNum, closeShareDen)))
-		if p.cfg.stopPolicy == Drain {
+		var cancelDrain context.CancelFunc
+		drainCtx, cancelDrain = context.WithDeadline(ctx, began.Add(share(budget, drainShareNum, drainShareDen)))
+		defer cancelDrain()
+		if policy != Cancel {
 			t := time.AfterFunc(share(budget, drainShareNum, drainShareDen), p.dropQueued)
 			defer t.Stop()
 		}
 	}
 	defer cancelClose()
-	if p.cfg.stopPolicy == Cancel {
+
+	// Feeders stop feeding while the pool still takes their last tasks.
+	var errs []error
+	for _, stop := range feeders {
+		if err := p.guardErr("a feeder's stop", func() error { return stop(drainCtx) }); err != nil {
+			errs = append(errs, fmt.Errorf("feeder: %w", err))
+		}
+	}
+	p.transition(stateDraining, stateStopping, stateFailed)
+	switch policy {
+	case Cancel:
 		p.dropQueued()
+	case DropQueued:
+		p.dropping.Store(true)
 	}
 
-	live, pills := p.workers, len(p.workers)
-	if p.elastic != nil {
-		live, pills = p.stopGrowing()
-	}
+	live, pills := p.all(), p.pills()
 	// One pill per worker, behind the tasks already queued: each worker
 	// takes one when it is free and closes its resources with closeCtx.
-pills:
+send:
 	for range pills {
 		select {
 		case p.q <- task[R]{ctx: closeCtx}:
 		case <-closeCtx.Done():
-			break pills
+			break send
 		}
 	}
-	err := p.waitWorkers(closeCtx, live)
-	if err != nil {
-		err = fmt.Errorf("workerpool: pool %q: stop: %w", p.name, err)
+	if err := p.waitWorkers(closeCtx, live); err != nil {
+		errs = append(errs, err)
 		p.dropQueued()
 		close(p.abandon) // a worker that comes back closes on its own
 	}
-	p.cancelTasks(ErrClosed)
+	p.cancelRunning(ErrClosed)
 	p.finalSweep()
+	var err error
+	if len(errs) > 0 {
+		err = fmt.Errorf("workerpool: pool %q: stop: %w", p.name, errors.Join(errs...))
+	}
 	p.stopErr = err
-	p.transition(stateStopped, stateStopping)
+	p.transition(stateStopped, stateDraining)
 	close(p.stopped)
 	p.record(PoolStopped{Pool: p.name, Took: time.Since(began), Err: err})
 	return err
+}
+
+// pills returns how many workers will take a stop's pill, and freezes the
+// pool's size: no more growth, retirement or resizing.
+func (p *Pool[R]) pills() int {
+	if p.elastic != nil {
+		return p.stopGrowing()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.size // workers above it retire on their own (see Resize)
 }
 
 // dropQueued makes workers report queued tasks as not run, and cancels the
 // context of running tasks.
 func (p *Pool[R]) dropQueued() {
 	p.dropping.Store(true)
-	p.cancelTasks(ErrClosed)
+	p.cancelRunning(ErrClosed)
+}
+
+// AddFeeder registers the stop of a feeder — a goroutine that submits the
+// pool's tasks, such as a message queue's consumer — so that it takes part
+// in the pool's stop: every stop of the pool first calls stop, with a
+// context that ends at two fifths of the stop's budget, while the pool
+// still takes tasks; stop must end the feeding and return. Only then does
+// the pool refuse new tasks and drain. Feeders are stopped one after
+// another, in the order they were added; an error or panic of stop is
+// joined to the stop's error. AddFeeder returns [ErrClosed] once the pool
+// has begun to stop.
+func (p *Pool[R]) AddFeeder(stop func(ctx context.Context) error) error {
+	if stop == nil {
+		return fmt.Errorf("workerpool: pool %q: AddFeeder: nil func", p.name)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state > stateServing {
+		return fmt.Errorf("workerpool: pool %q: AddFeeder: %w", p.name, ErrClosed)
+	}
+	p.feeders = append(p.feeders, stop)
+	return nil
 }
 
 // waitWorkers waits until every worker of ws has ended, and returns their

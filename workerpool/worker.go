@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,7 +52,10 @@ type worker[R any] struct {
 	panics  atomic.Uint64
 	expired atomic.Bool // the resources are older than MaxWorkerAge
 
-	slotted bool          // an elastic slot in use; guarded by elastic.mu
+	mu     sync.Mutex
+	cancel context.CancelCauseFunc // the running task's; guarded by mu
+
+	slotted bool          // a slot in use: guarded by elastic.mu in an elastic pool, by the pool's mu in a fixed one
 	err     error         // teardown error, written before exited is closed
 	exited  chan struct{} // made by launch, closed when the worker ends
 }
@@ -108,7 +112,11 @@ func (w *worker[R]) exit() {
 		w.slotted = false
 		e.mu.Unlock()
 		e.wake() // a task that came while this worker retired needs a new one
+		return
 	}
+	w.p.mu.Lock()
+	w.slotted = false
+	w.p.mu.Unlock()
 }
 
 // goexited runs when runtime.Goexit ends a worker's goroutine: the task
@@ -145,8 +153,8 @@ func (w *worker[R]) goexited() {
 }
 
 // serve runs tasks until the worker is told to end — by a pill, by retiring
-// from an elastic pool, or because the stop gave up waiting — and returns
-// the context to close its resources with.
+// from an elastic pool or after a Resize, or because the stop gave up
+// waiting — and returns the context to close its resources with.
 func (w *worker[R]) serve() (context.Context, context.CancelFunc) {
 	w.phase.Store(phaseServing)
 	for {
@@ -158,6 +166,9 @@ func (w *worker[R]) serve() (context.Context, context.CancelFunc) {
 			return t.ctx, func() {}
 		}
 		w.handle(t)
+		if w.p.excess.Load() > 0 && w.p.retireExcess() {
+			return w.p.closeContext() // Resize asked for fewer workers
+		}
 	}
 }
 
@@ -177,11 +188,17 @@ func (w *worker[R]) next() (task[R], bool) {
 		p.idle.Add(1) // TryGo gives a worker about to wait a moment
 		defer p.idle.Add(-1)
 	}
-	select {
-	case t := <-p.q:
-		return t, true
-	case <-p.abandon:
-		return task[R]{}, false
+	for {
+		select {
+		case t := <-p.q:
+			return t, true
+		case <-p.abandon:
+			return task[R]{}, false
+		case <-p.shrink:
+			if p.retireExcess() {
+				return task[R]{}, false
+			}
+		}
 	}
 }
 
@@ -198,16 +215,71 @@ func (w *worker[R]) handle(t task[R]) {
 		p.drop(t)
 		return
 	}
+	ctx := p.tasks
+	switch t.mode {
+	case ctxValues:
+		ctx = &valuesCtx{Context: p.tasks, values: t.ctx}
+	case ctxBound:
+		if err := context.Cause(t.ctx); err != nil {
+			t.res.finish(NotRun, err) // its submitter gave up on it
+			return
+		}
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(t.ctx)
+		w.track(cancel)
+		defer w.track(nil)
+		defer cancel(nil)
+	}
 	w.started.Add(1)
 	w.cur = t
-	err, panicked := w.exec(t.fn)
+	err, panicked := w.exec(ctx, t.fn)
 	w.cur = task[R]{}
 	w.after(t, err, panicked)
 }
 
+// track publishes the cancel func of the running task's context, so that
+// the pool's stop can cancel it: the task's context derives from its
+// submitter's, not from the pool's.
+func (w *worker[R]) track(cancel context.CancelCauseFunc) {
+	w.mu.Lock()
+	w.cancel = cancel
+	w.mu.Unlock()
+	if cancel != nil && w.p.tasks.Err() != nil {
+		cancel(context.Cause(w.p.tasks)) // the stop came first
+	}
+}
+
+// cancelRunning cancels the context of every running task, with cause.
+func (p *Pool[R]) cancelRunning(cause error) {
+	p.cancelTasks(cause)
+	for _, w := range p.all() {
+		w.mu.Lock()
+		if w.cancel != nil {
+			w.cancel(context.Cause(p.tasks))
+		}
+		w.mu.Unlock()
+	}
+}
+
+// valuesCtx is the context of a task of Go: its submitter's values, the
+// pool's cancellation.
+type valuesCtx struct {
+	context.Context // the pool's tasks context
+	values          context.Context
+}
+
+func (c *valuesCtx) Value(key any) any {
+	// The pool's context first: it answers context's own keys, so that
+	// context.Cause tells the pool's cause; it holds no other values.
+	if v := c.Context.Value(key); v != nil {
+		return v
+	}
+	return c.values.Value(key)
+}
+
 // exec runs one task, turning a panic into a *PanicError. A Goexit goes
 // through: the worker's loop hands the worker to a successor.
-func (w *worker[R]) exec(fn func(context.Context, R) error) (err error, panicked bool) {
+func (w *worker[R]) exec(ctx context.Context, fn func(context.Context, R) error) (err error, panicked bool) {
 	returned := false
 	defer func() {
 		if !returned {
@@ -216,7 +288,7 @@ func (w *worker[R]) exec(fn func(context.Context, R) error) (err error, panicked
 			}
 		}
 	}()
-	err = fn(w.p.tasks, w.r)
+	err = fn(ctx, w.r)
 	returned = true
 	return err, false
 }
@@ -229,14 +301,17 @@ func (w *worker[R]) after(t task[R], err error, faulted bool) {
 	if p.cfg.checkIdle > 0 {
 		w.lastDone = p.cfg.clock.Now() // before the submitter hears
 	}
+	outcome := Succeeded
 	if err != nil {
+		outcome = Failed
 		w.failed.Add(1)
 		if faulted {
+			outcome = Panicked
 			w.panics.Add(1)
 		}
 	}
 	if t.res != nil {
-		t.res.finish(err)
+		t.res.finish(outcome, err)
 	} else if err != nil {
 		p.handle(err)
 	}

@@ -69,7 +69,7 @@ func TestLoadStopAtRandomMoment(t *testing.T) {
 					otherErrs.Add(1)
 				}
 			}),
-			workerpool.OnDropped(func(func(context.Context, *loadRes) error) { dropped.Add(1) }),
+			workerpool.OnDropped(func(_ context.Context, _ func(context.Context, *loadRes) error) { dropped.Add(1) }),
 		),
 		fx.Populate(&pool),
 	)

@@ -827,7 +827,7 @@ func runWith[R any](tr *trial) {
 	tr.lastPhase = time.Now()
 	defer tr.phase("checks")
 	var pool *workerpool.Pool[R]
-	opts := append(tr.options(), workerpool.OnDropped[R](func(task func(context.Context, R) error) {
+	opts := append(tr.options(), workerpool.OnDropped[R](func(_ context.Context, task func(context.Context, R) error) {
 		tr.droppedCalls.Add(1)
 		var zero R
 		_ = task(context.WithValue(context.Background(), probeKey{}, true), zero)

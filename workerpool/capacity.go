@@ -1,0 +1,36 @@
+package workerpool
+
+// Capacity is how much a pool can hold: a feeder sizes its window of tasks
+// submitted and not yet finished with it.
+type Capacity struct {
+	// Workers is the number of workers now: for an elastic pool, those
+	// open; for a fixed one, its size (see [Pool.Resize]).
+	Workers int
+	// MaxWorkers is the most workers the pool runs at once: Elastic's max,
+	// or the fixed pool's size.
+	MaxWorkers int
+	// Queue is how many accepted tasks may wait for a worker: QueueSize.
+	Queue int
+}
+
+// InFlight is how many tasks the pool holds, running or queued, when every
+// worker is busy and the queue is full: MaxWorkers + Queue. A feeder that
+// keeps at most that many unfinished never blocks in Go.
+func (c Capacity) InFlight() int { return c.MaxWorkers + c.Queue }
+
+// Capacity returns the pool's capacity. It does not block.
+func (p *Pool[R]) Capacity() Capacity {
+	c := Capacity{Queue: cap(p.q)}
+	if e := p.elastic; e != nil {
+		e.mu.Lock()
+		c.Workers = e.live
+		e.mu.Unlock()
+		c.MaxWorkers = len(p.all())
+		return c
+	}
+	p.mu.Lock()
+	c.Workers = p.size
+	p.mu.Unlock()
+	c.MaxWorkers = c.Workers
+	return c
+}
