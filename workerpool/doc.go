@@ -24,27 +24,37 @@
 //
 // [Pool.Go] queues a task and returns; [Pool.TryGo] never blocks;
 // [Pool.Do] waits for the result; [Submit] returns a [Future]; [Map] runs a
-// sequence through the pool and yields the results in order. Every
-// accepted task either runs, or its submitter is told, with [ErrClosed],
-// that it did not: Do and Future.Wait return it, tasks of Go reach the
-// [ErrorHandler], and [OnDropped] sees each.
+// sequence through the pool and yields the results in order;
+// [Pool.GoReport] tells a feeder each task's [Outcome]; [Pool.Group] runs a
+// set of tasks with errgroup's shape: the first failure cancels the
+// others. Every accepted task either runs, or its submitter is told, with
+// [ErrClosed], that it did not: Do and Future.Wait return it, GoReport
+// reports [NotRun], tasks of Go reach the [ErrorHandler], and [OnDropped]
+// sees each.
+//
+// A task's context carries the values of the context it was submitted
+// with. For Do, Submit, Map, GoReport and groups it also ends when that
+// context ends, with its cause, and such a task whose context ended before
+// a worker took it does not run; for Go it does not end with it, as with
+// [context.WithoutCancel]. Every task's context ends when the pool's stop
+// says so, with cause [ErrClosed].
 //
 // # States
 //
 // A pool's state changes in one place, under one lock:
 //
-//	new ──start──▶ starting ──all workers open──▶ serving ──stop──▶ stopping ──▶ stopped
-//	 │                 │                             │                 ▲
-//	 │                 └──an open failed or the      └──MaxRestarts──▶ failed
-//	 │                    budget ran out: rolled back,     (no tasks; resources
-//	 │                    then ──────────────────▶ stopped  kept until stop)
-//	 └──stop before start──────────────────────────▶ stopped
+//	new ─start─▶ starting ─all open─▶ serving ─stop─▶ stopping ─feeders done─▶ draining ─▶ stopped
+//	 │              │                    │               │                         ▲
+//	 │              │                    └─MaxRestarts─▶ failed ───stop─────────────┘
+//	 │              └─an open failed, or the budget ran out: rolled back ─▶ stopped
+//	 └─stop before start ─▶ stopped
 //
-// Only serving takes tasks. Before the start, submitters get
-// [ErrNotStarted]; from failed, stopping or stopped, [ErrClosed]. A pool
-// starts once: a second start after a stop fails with [ErrClosed]. A stop
-// while stopping or stopped waits for the first stop and returns its
-// result.
+// Serving and stopping take tasks (stopping lets feeders hand in their
+// last ones; see [Pool.AddFeeder]). Before the start, submitters get
+// [ErrNotStarted]; from failed, draining or stopped, [ErrClosed]. A failed
+// pool keeps its workers' resources until it is stopped. A pool starts
+// once: a second start after a stop fails with [ErrClosed]. A stop while
+// another is under way waits for it and returns its result.
 //
 // # Starting
 //
@@ -62,12 +72,16 @@
 //
 // # Stopping
 //
-// The stop's budget is the time left to its context's deadline when OnStop
-// begins. The pool refuses new tasks at once. Under [Drain], the default,
-// queued tasks still start during the first two fifths of the budget;
-// then, or at once under [Cancel], the tasks still queued are reported as
-// not run and the context of running tasks is cancelled, with cause
-// [ErrClosed]. Each worker closes its resources as soon as it is free:
+// The pool's OnStop hook stops it with its [StopPolicy]; [Pool.Stop] stops
+// it earlier, on demand, with any policy. The stop's budget is the time
+// left to its context's deadline when the stop begins. Feeders registered
+// with [Pool.AddFeeder] stop feeding first, within the first two fifths of
+// the budget, while the pool still takes their last tasks; then the pool
+// refuses new tasks. Under [Drain], the default, queued tasks still start
+// during the first two fifths of the budget; under [DropQueued] none does,
+// but running tasks may finish until then. At two fifths, or at once under
+// [Cancel], the tasks still queued are reported as not run and the context
+// of running tasks is cancelled, with cause [ErrClosed]. Each worker closes its resources as soon as it is free:
 // every cleanup gets a context whose deadline is nine tenths of the
 // budget, so closing (a flush, a commit) is never starved by draining. The
 // last tenth is left to the hooks that stop after the pool, such as those
@@ -95,10 +109,10 @@
 // it:
 //
 //	goroutine   started by                      ended by                         waited for by
-//	worker      launch (start, grower); spawn    a pill (stop, rollback), an      stop and rollback, through
-//	            for the successor of a worker   elastic retirement, the stop     the worker's exited channel
-//	            whose task called Goexit        giving up (abandon), or a
-//	                                            failed first open
+//	worker      launch (start, grower, Resize);  a pill (stop, rollback), an      stop and rollback, through
+//	            spawn for the successor of a    elastic or Resize retirement,    the worker's exited channel
+//	            worker whose task called        the stop giving up (abandon),
+//	            Goexit                          or a failed first open
 //	grower      a successful start (Elastic)    the stop (stopGrowing)           the stop
 //	guard       [StopGuard]'s hook, as a timer  the stop it runs, by the app's   the pool's OnStop, if fx
 //	            at half of the app's stop       stop deadline                    reaches it
