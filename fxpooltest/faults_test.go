@@ -32,7 +32,7 @@ func form[T any](ctor func(live *atomic.Int64) any) func(*testing.T, *atomic.Int
 	return func(t *testing.T, live *atomic.Int64, faults ...fxpooltest.Fault) ([]workerpool.Event, error) {
 		rec := fxpooltest.NewRecorder()
 		var pool *workerpool.Pool[T]
-		app := fxpooltest.New(t,
+		app := newApp(t,
 			workerpool.Provide[T]("forms",
 				workerpool.Workers(1),
 				workerpool.Resources(resources.PerWorker(fxpooltest.Inject(ctor(live), faults...))),
@@ -137,7 +137,7 @@ func TestInjectCountsOpensAcrossWorkers(t *testing.T) {
 	var opens atomic.Int64
 	rec := fxpooltest.NewRecorder()
 	var pool *workerpool.Pool[*explicit]
-	app := fxpooltest.New(t,
+	app := newApp(t,
 		workerpool.Provide[*explicit]("count",
 			workerpool.Workers(2),
 			workerpool.Resources(resources.PerWorker(fxpooltest.Inject(
