@@ -12,6 +12,7 @@ import (
 	"github.com/fxpool/fxpool/resources"
 	"github.com/fxpool/fxpool/workerpool"
 	"go.uber.org/fx"
+	"go.uber.org/zap"
 )
 
 // The resources of a small app: an app-scoped DB, and per worker a Conn
@@ -273,7 +274,7 @@ func TestNewFailsNowOnABadApp(t *testing.T) {
 func TestRequireStartReportsAFailedStart(t *testing.T) {
 	var ft fakeT
 	app := fxpooltest.New(&ft,
-		fx.Supply(&DB{}),
+		fx.Supply(&DB{}, zap.NewNop()),
 		workerpool.Provide[*Conn]("app",
 			workerpool.Workers(1),
 			workerpool.Resources(resources.PerWorker(fxpooltest.Inject(openConn, fxpooltest.OnOpen(1, fxpooltest.Fail)))),

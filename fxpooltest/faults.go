@@ -27,6 +27,7 @@ const (
 	Hang
 )
 
+// String returns the kind as it is written, such as "fxpooltest.Fail".
 func (k Kind) String() string {
 	switch k {
 	case Fail:
@@ -75,6 +76,8 @@ func newFault(o op, n int, k Kind) Fault {
 	return f
 }
 
+// String returns the fault as it is written, such as
+// "fxpooltest.OnOpen(2, fxpooltest.Fail)".
 func (f Fault) String() string {
 	name := "OnOpen"
 	if f.op == opClose {

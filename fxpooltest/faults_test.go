@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fxpool/fxpool/fxpooltest"
 	"github.com/fxpool/fxpool/resources"
@@ -153,9 +154,13 @@ func TestInjectCountsOpensAcrossWorkers(t *testing.T) {
 	if !errors.Is(err, resources.ErrBroken) {
 		t.Fatalf("Do = %v", err)
 	}
-	for range 4 { // the rebuild failed once, then succeeded: the worker serves
-		if err := pool.Do(t.Context(), func(context.Context, *explicit) error { return nil }); err != nil {
-			t.Fatalf("Do = %v", err)
+	// The rebuild fails once, then succeeds: wait for the third open.
+	ctx := waitCtx(t)
+	for opens.Load() < 3 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the worker never reopened")
+		case <-time.After(time.Millisecond):
 		}
 	}
 	app.RequireStop()
