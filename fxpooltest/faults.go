@@ -23,7 +23,9 @@ const (
 	// Panic panics with an error wrapping [ErrInjected].
 	Panic
 	// Hang blocks until the context of the open or close ends, then
-	// returns an error wrapping [ErrInjected] and the context's cause.
+	// returns an error wrapping [ErrInjected] and the context's cause. The
+	// pool may give up waiting at its own deadline first: its error then
+	// names the deadline, not the fault.
 	Hang
 )
 
