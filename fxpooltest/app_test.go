@@ -12,6 +12,7 @@ import (
 	"github.com/fxpool/fxpool/resources"
 	"github.com/fxpool/fxpool/workerpool"
 	"go.uber.org/fx"
+	"go.uber.org/zap"
 )
 
 // The resources of a small app: an app-scoped DB, and per worker a Conn
@@ -69,7 +70,7 @@ func TestRecorderAcceptsARealPool(t *testing.T) {
 	rec := fxpooltest.NewRecorder()
 	var pool *workerpool.Pool[Deps]
 	var db *DB
-	app := fxpooltest.New(t,
+	app := newApp(t,
 		provideDB(rec),
 		workerpool.Provide[Deps]("app",
 			workerpool.Workers(3),
@@ -108,7 +109,7 @@ func TestRecorderAcceptsARealPool(t *testing.T) {
 // The recorder must see a real app-scoped resource closed too early.
 func TestRecorderReportsAnAppScopedCloseBeforeThePool(t *testing.T) {
 	rec := fxpooltest.NewRecorder()
-	app := fxpooltest.New(t,
+	app := newApp(t,
 		workerpool.Provide[*Conn]("early",
 			workerpool.Workers(2),
 			workerpool.Resources(resources.PerWorker(openConn)),
@@ -143,7 +144,7 @@ func TestInjectOnOpenRollsBackTheStart(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := fxpooltest.NewRecorder()
 			var db *DB
-			app := fxpooltest.New(t,
+			app := newApp(t,
 				fx.StartTimeout(time.Second),
 				provideDB(rec),
 				workerpool.Provide[Deps]("app",
@@ -184,7 +185,7 @@ func TestInjectOnCloseStillClosesForReal(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := fxpooltest.NewRecorder()
 			var db *DB
-			app := fxpooltest.New(t,
+			app := newApp(t,
 				fx.StopTimeout(time.Second),
 				provideDB(rec),
 				workerpool.Provide[Deps]("app",
@@ -218,7 +219,7 @@ func TestInjectOnCloseStillClosesForReal(t *testing.T) {
 func TestInjectHangOnCloseIsReportedByTheStop(t *testing.T) {
 	rec := fxpooltest.NewRecorder()
 	db := &DB{}
-	app := fxpooltest.New(t,
+	app := newApp(t,
 		fx.StopTimeout(500*time.Millisecond),
 		fx.Supply(db),
 		workerpool.Provide[Deps]("app",
@@ -273,7 +274,7 @@ func TestNewFailsNowOnABadApp(t *testing.T) {
 func TestRequireStartReportsAFailedStart(t *testing.T) {
 	var ft fakeT
 	app := fxpooltest.New(&ft,
-		fx.Supply(&DB{}),
+		fx.Supply(&DB{}, zap.NewNop()),
 		workerpool.Provide[*Conn]("app",
 			workerpool.Workers(1),
 			workerpool.Resources(resources.PerWorker(fxpooltest.Inject(openConn, fxpooltest.OnOpen(1, fxpooltest.Fail)))),

@@ -37,8 +37,9 @@ func (c *Clock) AfterFunc(d time.Duration, f func()) workerpool.Timer {
 func (c *Clock) Add(d time.Duration) { c.c.Add(d) }
 
 // WaitTimers blocks until at least n timers are pending — set and neither
-// fired nor stopped — or ctx ends, and then returns ctx's cause. Call it
-// before Add, so that time moves only once the pool is waiting on it.
+// fired nor stopped — and returns nil, or returns ctx's cause if ctx ends
+// first. Call it before Add, so that time moves only once the pool is
+// waiting on it.
 func (c *Clock) WaitTimers(ctx context.Context, n int) error {
 	for {
 		changed := c.c.Changed()

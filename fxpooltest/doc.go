@@ -10,7 +10,9 @@
 // [App.RequireStop] stops it, then checks with goleak that every goroutine
 // started since New has ended. Failures are reported through t (see [TB]).
 // A test that expects a start or stop to fail calls the embedded fx.App's
-// Start and Stop and then [App.VerifyNoLeaks].
+// Start and Stop and then [App.VerifyNoLeaks]. fx's own events go to
+// t.Logf; to see the pools' logs there too, supply a logger to the app:
+// fx.Supply(zaptest.NewLogger(t)).
 //
 // # Recording opens and closes
 //
@@ -42,7 +44,6 @@
 // to the app and end with its stop; a Recorder and a Clock are plain
 // values, safe for concurrent use, that the pools call into. A [Hang]
 // fault blocks the goroutine that opens or closes until that open's or
-// close's context ends — the start's or the stop's — and a close that the
-// pool never cancels (a rebuild's, whose batch must still commit) stays
-// blocked: the leak check then reports it, as it should.
+// close's context ends, as the pool gives it; if that context never ends,
+// the goroutine stays blocked, and the leak check reports it, as it should.
 package fxpooltest

@@ -23,10 +23,13 @@ const (
 	// Panic panics with an error wrapping [ErrInjected].
 	Panic
 	// Hang blocks until the context of the open or close ends, then
-	// returns an error wrapping [ErrInjected] and the context's cause.
+	// returns an error wrapping [ErrInjected] and the context's cause. The
+	// pool may give up waiting at its own deadline first: its error then
+	// names the deadline, not the fault.
 	Hang
 )
 
+// String returns the kind as it is written, such as "fxpooltest.Fail".
 func (k Kind) String() string {
 	switch k {
 	case Fail:
@@ -75,6 +78,8 @@ func newFault(o op, n int, k Kind) Fault {
 	return f
 }
 
+// String returns the fault as it is written, such as
+// "fxpooltest.OnOpen(2, fxpooltest.Fail)".
 func (f Fault) String() string {
 	name := "OnOpen"
 	if f.op == opClose {

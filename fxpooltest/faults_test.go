@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fxpool/fxpool/fxpooltest"
 	"github.com/fxpool/fxpool/resources"
@@ -32,7 +33,7 @@ func form[T any](ctor func(live *atomic.Int64) any) func(*testing.T, *atomic.Int
 	return func(t *testing.T, live *atomic.Int64, faults ...fxpooltest.Fault) ([]workerpool.Event, error) {
 		rec := fxpooltest.NewRecorder()
 		var pool *workerpool.Pool[T]
-		app := fxpooltest.New(t,
+		app := newApp(t,
 			workerpool.Provide[T]("forms",
 				workerpool.Workers(1),
 				workerpool.Resources(resources.PerWorker(fxpooltest.Inject(ctor(live), faults...))),
@@ -137,7 +138,7 @@ func TestInjectCountsOpensAcrossWorkers(t *testing.T) {
 	var opens atomic.Int64
 	rec := fxpooltest.NewRecorder()
 	var pool *workerpool.Pool[*explicit]
-	app := fxpooltest.New(t,
+	app := newApp(t,
 		workerpool.Provide[*explicit]("count",
 			workerpool.Workers(2),
 			workerpool.Resources(resources.PerWorker(fxpooltest.Inject(
@@ -153,9 +154,13 @@ func TestInjectCountsOpensAcrossWorkers(t *testing.T) {
 	if !errors.Is(err, resources.ErrBroken) {
 		t.Fatalf("Do = %v", err)
 	}
-	for range 4 { // the rebuild failed once, then succeeded: the worker serves
-		if err := pool.Do(t.Context(), func(context.Context, *explicit) error { return nil }); err != nil {
-			t.Fatalf("Do = %v", err)
+	// The rebuild fails once, then succeeds: wait for the third open.
+	ctx := waitCtx(t)
+	for opens.Load() < 3 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the worker never reopened")
+		case <-time.After(time.Millisecond):
 		}
 	}
 	app.RequireStop()

@@ -173,9 +173,13 @@ func check(log []entry, noCleanup map[string]bool) []string {
 			switch {
 			case e.Err != nil:
 				s.failed[e.Resource]++
+				continue
 			case !noCleanup[e.Resource]:
 				s.open = append(s.open, e.Resource)
 			}
+			// A generation whose open failed may be opened again.
+			delete(s.failed, e.Resource)
+			delete(s.closed, e.Resource)
 		case workerpool.ResourceClosed:
 			g := genOf(e.Worker)
 			s := state(g)

@@ -76,6 +76,14 @@ func TestRecorderVerify(t *testing.T) {
 			},
 		},
 		{
+			name: "AcceptsARetryOfAGenerationWhoseOpenFailed",
+			give: []any{
+				opened("A", 0, 1), openFailed("B", 0, 1), closed("A", 0, 1), workerOpenFailed(0, 1),
+				opened("A", 0, 1), opened("B", 0, 1), workerOpened(0, 1),
+				closed("B", 0, 1), closed("A", 0, 1), workerClosed(0, 1),
+			},
+		},
+		{
 			name: "ReportsANeverClosedResource",
 			give: []any{opened("A", 0, 0), opened("B", 0, 0), closed("B", 0, 0)},
 			want: []string{`pool "p" worker 0 generation 0: resource "A" was still open at the end`},

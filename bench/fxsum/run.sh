@@ -1,116 +1,148 @@
 #!/usr/bin/env bash
-# Benchmark of cmd/fxsum on a generated tree of about 1 GiB, against
+# Benchmark of cmd/fxsum against the usual tools, side by side in one run,
+# on generated trees of four shapes:
+#
+#   deep   30,000 files of 1-16 KiB in nested folders, plus four 64 MiB files
+#   flat   one folder of 150,000 files of 200 bytes (FLAT_FILES to change)
+#   tiny   200,000 files of 0-4 KiB in 200 folders
+#   large  four 64 MiB files
+#
+# For each shape, each command runs RUNS times (default 3) with a warm page
+# cache; the table shows the median wall time and its ratio to fxsum's new
+# index (or, for the unchanged rerun, to the bare stat walk). The anchors:
+#
 #   find DIR -type f -print0 | xargs -0 -P <cores> sha256sum
-# in the same run, plus fxsum's hashing throughput against the single-buffer
-# crypto/sha256 throughput of this machine's cores.
+#   hashdeep -c sha256 -j <cores> -r DIR                  (apt-get install hashdeep)
+#   rhash --sha256 -r DIR, single-threaded                (apt-get install rhash)
+#   find DIR -type f -print0 | xargs -0 -P <cores> b3sum  (apt-get install b3sum)
+#   find DIR -type f -printf '%s %T@ %i\n', a bare stat walk
+#
+# An anchor that is not installed is skipped, and the script says so.
 #
 # Usage, from anywhere in the repository:
 #   bash bench/fxsum/run.sh
-# The tree is made in a new directory under ${TMPDIR:-/tmp} and deleted at
-# the end. RUNS (default 3) timed runs of each command; the best and the
-# median are printed. MILLION=1 also indexes a tree of 1,000,000 empty-ish
-# files and prints fxsum's peak memory for it (needs about 4 GiB of inodes
-# and a few minutes).
-#
-# Peak memory comes from GNU time (/usr/bin/time -v) when it is installed.
+# SHAPES="flat deep" picks shapes. MILLION=1 also indexes 1,000,000 files of
+# 100 bytes (100 folders) and prints fxsum's peak memory (GNU time).
+# The trees are made in a new folder under ${TMPDIR:-/tmp}, deleted at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-3}
+SHAPES=${SHAPES:-deep flat tiny large}
+FLAT_FILES=${FLAT_FILES:-150000}
 CORES=$(getconf _NPROCESSORS_ONLN)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fxsum-bench.XXXXXX")
-TREE=$WORK/tree
 trap 'rm -rf "$WORK"' EXIT
 
 echo "# fxsum benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $CORES cores, $(go version | cut -d' ' -f3-4)"
 grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/^/# /' || true
-
 go build -o "$WORK/fxsum" ./cmd/fxsum
+FX=$WORK/fxsum
 
-# The tree: 512 MiB of small files (1 KiB to 61 KiB, eight size classes, in
-# nested directories; about 33,000 files) and eight 64 MiB files.
-gen() {
-	mkdir -p "$TREE"
-	local i=0
-	for kib in 1 3 5 9 13 21 34 61; do
-		local d="$TREE/small/s$i/k$kib"
-		mkdir -p "$d"
-		head -c 64M /dev/urandom | (cd "$d" && split -a 5 -b "${kib}K" - f)
-		i=$((i + 1))
-	done
-	mkdir -p "$TREE/large"
-	for i in 1 2 3 4 5 6 7 8; do head -c 64M /dev/urandom >"$TREE/large/l$i.bin"; done
+have() {
+	if command -v "$1" >/dev/null; then return 0; fi
+	echo "# $1 is not installed: its rows are skipped (apt-get install $2)"
+	return 1
 }
-gen
-FILES=$(find "$TREE" -type f | wc -l)
-BYTES=$(du -sb "$TREE" | cut -f1)
-echo "# tree: $FILES files, $((BYTES / 1048576)) MiB"
+HAVE_HASHDEEP=0 HAVE_RHASH=0 HAVE_B3SUM=0
+have hashdeep hashdeep && HAVE_HASHDEEP=1
+have rhash rhash && HAVE_RHASH=1
+have b3sum b3sum && HAVE_B3SUM=1
+
+# split_into DIR N SIZE: N files of SIZE bytes of random content in DIR.
+split_into() {
+	mkdir -p "$1"
+	if [ "$3" = 0 ]; then
+		(cd "$1" && for i in $(seq "$2"); do : >"z$i"; done)
+		return
+	fi
+	head -c $(($2 * $3)) /dev/urandom | (cd "$1" && split -a 6 -b "$3" - f)
+}
+
+gen_deep() {
+	local sizes=(1024 2048 4096 8192 12288 16384) i
+	for i in $(seq 0 29); do
+		split_into "$1/d$((i % 5))/e$((i % 6))/f$i" 1000 "${sizes[$((i % 6))]}"
+	done
+	gen_large "$1/large"
+}
+gen_flat() { split_into "$1" "$FLAT_FILES" 200; }
+gen_tiny() {
+	local sizes=(0 100 700 1500 2500 3500 4096) i
+	for i in $(seq 0 199); do
+		split_into "$1/t$((i % 10))/u$i" 1000 "${sizes[$((i % 7))]}"
+	done
+}
+gen_large() {
+	mkdir -p "$1"
+	for i in 1 2 3 4; do head -c 64M /dev/urandom >"$1/l$i.bin"; done
+}
 
 # seconds CMD... prints the wall time of CMD in seconds.
 seconds() {
 	local s e
 	s=$(date +%s.%N)
-	"$@" >/dev/null
+	"$@" >/dev/null 2>&1
 	e=$(date +%s.%N)
 	echo "$e - $s" | bc -l
 }
-stats() { sort -g | awk '{a[NR]=$1} END {printf "%.2f %.2f", a[1], a[int((NR+1)/2)]}'; }
+median() { sort -g | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}'; }
+# timed CMD...: the median of RUNS runs.
+timed() { for _ in $(seq "$RUNS"); do seconds "$@"; done | median; }
 
-xargs_sha() { find "$TREE" -type f -print0 | xargs -0 -P "$CORES" sha256sum; }
-xargs_sha_n() { find "$TREE" -type f -print0 | xargs -0 -n 256 -P "$CORES" sha256sum; }
-fxsum_fresh() { rm -f "$WORK/b.db"*; "$WORK/fxsum" --quiet --db "$WORK/b.db" "$TREE"; }
-fxsum_rehash() { "$WORK/fxsum" --quiet --rehash --db "$WORK/b.db" "$TREE"; }
-fxsum_noop() { "$WORK/fxsum" --quiet --db "$WORK/b.db" "$TREE"; }
+for shape in $SHAPES; do
+	T=$WORK/$shape
+	"gen_$shape" "$T"
+	DB=$WORK/$shape.db
+	FILES=$(find "$T" -type f | wc -l)
+	MIB=$(($(du -sb "$T" | cut -f1) / 1048576))
+	# Warm the page cache.
+	find "$T" -type f -print0 | xargs -0 -P "$CORES" cat >/dev/null
 
-# Warm the page cache once, so every command reads from memory.
-xargs_sha >/dev/null
+	xargs_sha() { find "$T" -type f -print0 | xargs -0 -P "$CORES" sha256sum; }
+	xargs_b3() { find "$T" -type f -print0 | xargs -0 -P "$CORES" b3sum; }
+	statwalk() { find "$T" -type f -printf '%s %T@ %i\n'; }
+	fx_new() { rm -f "$DB"*; "$FX" --quiet --db "$DB" "$T"; }
+	fx_new_b3() { rm -f "$DB"*; "$FX" --quiet --algo blake3 --db "$DB" "$T"; }
+	fx_rerun() { "$FX" --quiet --db "$DB" "$T"; }
 
-printf '\n| command | best s | median s | MiB/s (best) |\n|---|---:|---:|---:|\n'
-row() {
-	local name=$1
-	shift
-	local t
-	t=$(for _ in $(seq "$RUNS"); do seconds "$@"; done | stats)
-	read -r best med <<<"$t"
-	printf '| %s | %.2f | %.2f | %.0f |\n' "$name" "$best" "$med" "$(echo "$BYTES / 1048576 / $best" | bc -l)"
-}
-row "find \\| xargs -0 -P $CORES sha256sum" xargs_sha
-row "find \\| xargs -0 -n 256 -P $CORES sha256sum" xargs_sha_n
-row "fxsum (new index)" fxsum_fresh
-row "fxsum --rehash (existing index)" fxsum_rehash
-row "fxsum (nothing changed)" fxsum_noop
+	NEW=$(timed fx_new)
+	NEWB3=$(timed fx_new_b3)
+	fx_new
+	RERUN=$(timed fx_rerun)
+	STAT=$(timed statwalk)
+	printf '\n## %s: %d files, %d MiB\n\n' "$shape" "$FILES" "$MIB"
+	printf '| command | median s | fxsum / it |\n|---|---:|---:|\n'
+	row() { printf '| %s | %.2f | %s |\n' "$1" "$2" "$3"; }
+	ratio() { printf '%.2fx' "$(echo "$1 / $2" | bc -l)"; }
+	row "fxsum (new index, sha256)" "$NEW" ""
+	S=$(timed xargs_sha)
+	row "find \\| xargs -0 -P $CORES sha256sum" "$S" "$(ratio "$NEW" "$S")"
+	if [ $HAVE_HASHDEEP = 1 ]; then
+		hd() { hashdeep -c sha256 -j "$CORES" -r "$T"; }
+		S=$(timed hd)
+		row "hashdeep -c sha256 -j $CORES -r" "$S" "$(ratio "$NEW" "$S")"
+	fi
+	if [ $HAVE_RHASH = 1 ]; then
+		rh() { rhash --sha256 -r "$T"; }
+		S=$(timed rh)
+		row "rhash --sha256 -r (one thread)" "$S" "$(ratio "$NEW" "$S")"
+	fi
+	row "fxsum --algo blake3 (new index)" "$NEWB3" ""
+	if [ $HAVE_B3SUM = 1 ]; then
+		S=$(timed xargs_b3)
+		row "find \\| xargs -0 -P $CORES b3sum" "$S" "$(ratio "$NEWB3" "$S")"
+	fi
+	row "fxsum (unchanged rerun)" "$RERUN" "$(ratio "$RERUN" "$STAT")"
+	row "find -type f -printf '%s %T@ %i\\\\n' (stat walk)" "$STAT" ""
+	rm -rf "$T" "$DB"*
+done
 
-# The ceiling: crypto/sha256 over one cached buffer, per core.
-SINGLE=$(go test -run '^$' -bench 'SHA256SingleBuffer' -benchtime 2s ./cmd/fxsum | awk '/MB\/s/ {print $(NF-1)}')
-CEIL=$(echo "$SINGLE * $CORES / 1.048576" | bc -l)
-BEST=$(for _ in $(seq "$RUNS"); do seconds fxsum_rehash; done | stats | cut -d' ' -f1)
-FX=$(echo "$BYTES / 1048576 / $BEST" | bc -l)
-# Hashing throughput proper: the large files alone, where per-file costs
-# (open, stat, a row in the index) do not count.
-LBYTES=$(du -sb "$TREE/large" | cut -f1)
-"$WORK/fxsum" --quiet --db "$WORK/l.db" "$TREE/large"
-fxsum_large() { "$WORK/fxsum" --quiet --rehash --db "$WORK/l.db" "$TREE/large"; }
-LBEST=$(for _ in $(seq "$RUNS"); do seconds fxsum_large; done | stats | cut -d' ' -f1)
-LFX=$(echo "$LBYTES / 1048576 / $LBEST" | bc -l)
-printf '\nsingle-buffer crypto/sha256: %.0f MiB/s per core, %.0f MiB/s on %d cores\n' "$(echo "$SINGLE / 1.048576" | bc -l)" "$CEIL" "$CORES"
-printf 'fxsum --rehash, whole tree, warm cache:       %.0f MiB/s = %.0f%% of that\n' "$FX" "$(echo "100 * $FX / $CEIL" | bc -l)"
-printf 'fxsum --rehash, large files only, warm cache: %.0f MiB/s = %.0f%% of that\n' "$LFX" "$(echo "100 * $LFX / $CEIL" | bc -l)"
-
-if [ -x /usr/bin/time ]; then
-	rm -f "$WORK/b.db"*
-	/usr/bin/time -v "$WORK/fxsum" --quiet --db "$WORK/b.db" "$TREE" 2>&1 >/dev/null |
-		awk -F': ' '/Maximum resident/ {printf "fxsum peak RSS, new index of this tree: %.0f MiB\n", $2 / 1024}'
-fi
-
-if [ "${MILLION:-0}" = 1 ]; then
-	M="$WORK/million"
-	for i in $(seq 0 99); do
-		mkdir -p "$M/d$i"
-		head -c 1000000 /dev/urandom | (cd "$M/d$i" && split -a 4 -b 100 - f)
-	done
-	echo "million-file tree: $(find "$M" -type f | wc -l) files"
-	rm -f "$WORK/m.db"*
-	/usr/bin/time -v "$WORK/fxsum" --quiet --db "$WORK/m.db" "$M" 2>&1 >/dev/null |
-		awk -F': ' '/Maximum resident/ {printf "fxsum peak RSS, new index of 1,000,000 files: %.0f MiB\n", $2 / 1024} /Elapsed/ {print "wall: " $2}'
-	/usr/bin/time -v "$WORK/fxsum" --quiet --db "$WORK/m.db" "$M" 2>&1 >/dev/null |
-		awk -F': ' '/Maximum resident/ {printf "fxsum peak RSS, unchanged rerun on 1,000,000 files: %.0f MiB\n", $2 / 1024} /Elapsed/ {print "wall: " $2}'
+if [ "${MILLION:-0}" = 1 ] && [ -x /usr/bin/time ]; then
+	M=$WORK/million
+	for i in $(seq 0 99); do split_into "$M/d$i" 10000 100; done
+	printf '\n## million: %d files\n\n' "$(find "$M" -type f | wc -l)"
+	/usr/bin/time -v "$FX" --quiet --db "$WORK/m.db" "$M" 2>&1 >/dev/null |
+		awk -F': ' '/Maximum resident/ {printf "new index: peak RSS %.0f MiB", $2 / 1024} /Elapsed/ {print ", wall " $2}'
+	/usr/bin/time -v "$FX" --quiet --db "$WORK/m.db" "$M" 2>&1 >/dev/null |
+		awk -F': ' '/Maximum resident/ {printf "unchanged rerun: peak RSS %.0f MiB", $2 / 1024} /Elapsed/ {print ", wall " $2}'
 fi

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,11 +28,28 @@ type fileRow struct {
 	digest []byte
 }
 
-const insertRow = `INSERT INTO files (dir, name, size, mtime_ns, algo, digest, indexed_ns)
-VALUES (?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (dir, name) DO UPDATE SET size = excluded.size,
+// insertRows is the statement that inserts or replaces n rows, seven
+// parameters each. (Anonymous parameters: the driver looks up the name of
+// every numbered one, in time that grows with their number.)
+func insertRows(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO files (dir, name, size, mtime_ns, algo, digest, indexed_ns) VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+	}
+	b.WriteString(` ON CONFLICT (dir, name) DO UPDATE SET size = excluded.size,
 	mtime_ns = excluded.mtime_ns, algo = excluded.algo, digest = excluded.digest,
-	indexed_ns = excluded.indexed_ns`
+	indexed_ns = excluded.indexed_ns`)
+	return b.String()
+}
+
+// rowsPerInsert is the number of rows one execution of the batch's
+// statement inserts: the cost of an execution, in database/sql and in the
+// driver, is shared by that many rows.
+const rowsPerInsert = 64
 
 // Batch limits: a worker commits its rows when it has batchRows of them or
 // when the oldest is batchAge old, whichever comes first.
@@ -51,7 +70,9 @@ const (
 type batch struct {
 	writer   *writeLock
 	conn     *sql.Conn
-	stmt     *sql.Stmt
+	stmt     *sql.Stmt // inserts rowsPerInsert rows
+	stmt1    *sql.Stmt // inserts one row
+	args     []any
 	rows     []fileRow
 	max      int
 	oldest   time.Time
@@ -62,11 +83,18 @@ type batch struct {
 // newBatch prepares the insert on conn. onCommit, if not nil, is called with
 // the number of rows of every committed transaction.
 func newBatch(ctx context.Context, w *writeLock, conn *sql.Conn, max int, onCommit func(int)) (*batch, error) {
-	stmt, err := conn.PrepareContext(ctx, insertRow)
+	stmt, err := conn.PrepareContext(ctx, insertRows(rowsPerInsert))
 	if err != nil {
 		return nil, fmt.Errorf("prepare insert: %w", err)
 	}
-	return &batch{writer: w, conn: conn, stmt: stmt, max: max, now: time.Now, onCommit: onCommit, rows: make([]fileRow, 0, max)}, nil
+	stmt1, err := conn.PrepareContext(ctx, insertRows(1))
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("prepare insert: %w", err), stmt.Close())
+	}
+	return &batch{
+		writer: w, conn: conn, stmt: stmt, stmt1: stmt1, max: max, now: time.Now, onCommit: onCommit,
+		rows: make([]fileRow, 0, max), args: make([]any, 0, 7*rowsPerInsert),
+	}, nil
 }
 
 // Add appends r and commits the batch when it is full or old enough.
@@ -105,12 +133,27 @@ func (b *batch) Flush(ctx context.Context) (err error) {
 			}
 		}
 	}()
+	// In key order, the rows of a batch go to neighbouring pages of the
+	// table's B-tree.
+	slices.SortFunc(b.rows, func(x, y fileRow) int {
+		return cmp.Or(strings.Compare(x.dir, y.dir), strings.Compare(x.name, y.name))
+	})
 	now := b.now().UnixNano()
-	for _, r := range b.rows {
-		if _, err := b.stmt.ExecContext(ctx, r.dir, r.name, r.state.size, r.state.mtime, r.algo, r.digest, now); err != nil {
-			return fmt.Errorf("commit %d rows: insert %q: %w", len(b.rows), r.name, err)
+	for rest := b.rows; len(rest) > 0; {
+		n, stmt := min(len(rest), rowsPerInsert), b.stmt
+		if n < rowsPerInsert {
+			n, stmt = 1, b.stmt1
 		}
+		b.args = b.args[:0]
+		for _, r := range rest[:n] {
+			b.args = append(b.args, r.dir, r.name, r.state.size, r.state.mtime, r.algo, r.digest, now)
+		}
+		if _, err := stmt.ExecContext(ctx, b.args...); err != nil {
+			return fmt.Errorf("commit %d rows: insert %q: %w", len(b.rows), rest[0].name, err)
+		}
+		rest = rest[n:]
 	}
+	clear(b.args)
 	if _, err := b.conn.ExecContext(ctx, "COMMIT"); err != nil {
 		return fmt.Errorf("commit %d rows: %w", len(b.rows), err)
 	}
@@ -127,5 +170,5 @@ func (b *batch) Flush(ctx context.Context) (err error) {
 // worker's connection is closed.
 func (b *batch) Close(ctx context.Context) error {
 	err := b.Flush(ctx)
-	return errors.Join(err, b.stmt.Close())
+	return errors.Join(err, b.stmt.Close(), b.stmt1.Close())
 }

@@ -60,6 +60,9 @@ func stateOf(fi os.FileInfo) fileState {
 	return fileState{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
 }
 
+// errNotRegular reports a path that is not a regular file (any more).
+var errNotRegular = errors.New("not a regular file")
+
 // errChanged reports a file that changed while it was hashed, twice.
 var errChanged = errors.New("file changed while being hashed")
 
@@ -100,7 +103,7 @@ func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 		return hashResult{}, false, err
 	}
 	if !regular {
-		return hashResult{}, false, errors.New("not a regular file")
+		return hashResult{}, false, errNotRegular
 	}
 	// Read no more than the size the file had when opened, plus one byte
 	// to see whether it grew: a file that keeps growing must not keep its

@@ -233,23 +233,24 @@ func under(path, dir string) bool {
 // worker's batch. link is set for a symbolic link to follow. Problems with
 // the file are reported and counted; only a database error is returned, and
 // it stops the run.
-func (r *indexRun) hashTask(dir, path string, link bool) func(context.Context, indexDeps) error {
+func (r *indexRun) hashTask(dir, name string, link bool) func(context.Context, indexDeps) error {
 	return func(ctx context.Context, d indexDeps) error {
+		path := filepath.Join(dir, name)
 		r.hooks.beforeTask(r.walkCtx)
 		if r.walkCtx.Err() != nil {
 			return nil
 		}
 		res, err := hashFile(ctx, path, r.opts.algo, r.opts.follow || link, d.Buf, d.Hashers, func(n int64) { r.c.readBytes.Add(n) })
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // deleted since it was listed; the next run removes its row
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotRegular) {
+				return nil // deleted or replaced since it was listed; the next run sees what is there
 			}
 			r.problem(path, err)
 			return nil
 		}
 		r.c.hashed.Add(1)
 		r.c.hashedBytes.Add(res.state.size)
-		err = d.Batch.Add(ctx, fileRow{dir: dir, name: filepath.Base(path), state: res.state, algo: r.opts.algo, digest: res.digest})
+		err = d.Batch.Add(ctx, fileRow{dir: dir, name: name, state: res.state, algo: r.opts.algo, digest: res.digest})
 		if err != nil {
 			return fmt.Errorf("index %s: %w", displayPath(path), err)
 		}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 	"strings"
 
@@ -100,20 +99,32 @@ func (v *indexVisitor) enterDir(ctx context.Context, dir string) error {
 	return nil
 }
 
-func (v *indexVisitor) file(ctx context.Context, dir, path string, fi fs.FileInfo, link bool) error {
-	c := &v.run.c
-	st := stateOf(fi)
-	c.seen.Add(1)
-	c.seenBytes.Add(st.size)
-	name := filepath.Base(path)
-	k, ok := v.known[name]
-	delete(v.known, name)
-	if ok && !v.run.opts.rehash && k.state == st && k.algo == v.run.opts.algo {
-		c.unchanged.Add(1)
-		c.unchangedBytes.Add(st.size)
-		return nil
+// needState: the state of a file is needed to tell whether an indexed file
+// has changed; a file not in the index yet is hashed whatever its state.
+func (v *indexVisitor) needState(name string) bool {
+	if v.run.opts.rehash {
+		return false
 	}
-	return v.pool.Go(ctx, v.run.hashTask(dir, path, link))
+	_, ok := v.known[name]
+	return ok
+}
+
+func (v *indexVisitor) file(ctx context.Context, dir, name string, st *fileState, link bool) error {
+	c := &v.run.c
+	c.seen.Add(1)
+	k, ok := v.known[name]
+	if ok {
+		delete(v.known, name)
+	}
+	if st != nil {
+		c.seenBytes.Add(st.size)
+		if ok && !v.run.opts.rehash && k.state == *st && k.algo == v.run.opts.algo {
+			c.unchanged.Add(1)
+			c.unchangedBytes.Add(st.size)
+			return nil
+		}
+	}
+	return v.pool.Go(ctx, v.run.hashTask(dir, name, link))
 }
 
 func (v *indexVisitor) leaveDir(ctx context.Context, dir string, complete bool) error {
@@ -246,9 +257,10 @@ func inTx(ctx context.Context, w *writeLock, conn *sql.Conn, query string, args 
 type countVisitor struct{ c *counters }
 
 func (countVisitor) enterDir(context.Context, string) error { return nil }
-func (v countVisitor) file(_ context.Context, _, _ string, fi fs.FileInfo, _ bool) error {
+func (countVisitor) needState(string) bool                  { return true }
+func (v countVisitor) file(_ context.Context, _, _ string, st *fileState, _ bool) error {
 	v.c.counted.Add(1)
-	v.c.countedBytes.Add(fi.Size())
+	v.c.countedBytes.Add(st.size)
 	return nil
 }
 func (countVisitor) leaveDir(context.Context, string, bool) error { return nil }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,10 +17,15 @@ type visitor interface {
 	// enterDir is called for each directory that could be opened, before
 	// its entries.
 	enterDir(ctx context.Context, dir string) error
-	// file is called for each regular file (or, with follow, each symbolic
-	// link to one) with its lstat (stat) information; link is set when
-	// path is a symbolic link, to be followed when the file is opened.
-	file(ctx context.Context, dir, path string, fi fs.FileInfo, link bool) error
+	// needState reports whether file needs the size and modification time
+	// of the file named name in the directory last entered. A file whose
+	// state is not needed costs no system call in the walk.
+	needState(name string) bool
+	// file is called for each regular file name in dir (or, with follow,
+	// each symbolic link to one) with its lstat (stat) state if needState
+	// asked for it, nil otherwise; link is set when it is a symbolic link,
+	// to be followed when the file is opened.
+	file(ctx context.Context, dir, name string, st *fileState, link bool) error
 	// leaveDir is called after the entries of dir; complete is false if the
 	// listing was cut short or dir is the parent of a file named as a root.
 	leaveDir(ctx context.Context, dir string, complete bool) error
@@ -117,7 +121,8 @@ func (w *walker) walk(ctx context.Context, root string) error {
 		}
 		lfi, err := os.Lstat(root)
 		link := err == nil && lfi.Mode()&fs.ModeSymlink != 0
-		if err := w.v.file(ctx, dir, root, fi, link); err != nil {
+		st := stateOf(fi)
+		if err := w.v.file(ctx, dir, filepath.Base(root), &st, link); err != nil {
 			return err
 		}
 		return w.v.leaveDir(ctx, dir, false)
@@ -130,6 +135,7 @@ func (w *walker) walk(ctx context.Context, root string) error {
 // dirState is what entry needs to know about the directory being listed.
 type dirState struct {
 	root, dir string
+	fd        uintptr // the open directory's descriptor
 	id        fileID
 	subdirs   []string
 }
@@ -163,26 +169,35 @@ func (w *walker) walkDir(ctx context.Context, root, dir string, ancestors []file
 		return nil
 	}
 	ents, rerr := f.ReadDir(-1)
-	f.Close()
 	complete := true
 	if rerr != nil {
 		w.v.problem(dir, true, rerr)
 		complete = false
 	}
-	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return cmp.Compare(a.Name(), b.Name()) })
+	list := make([]dirent, len(ents))
+	for i, e := range ents {
+		list[i] = dirent{name: e.Name(), typ: e.Type()}
+	}
+	ents = nil
+	slices.SortFunc(list, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
 	if err := w.v.enterDir(ctx, dir); err != nil {
+		f.Close()
 		return err
 	}
-	for i, e := range ents {
+	d.fd = f.Fd()
+	for i, e := range list {
 		if i%1024 == 0 {
 			if err := ctx.Err(); err != nil {
+				f.Close()
 				return err
 			}
 		}
 		if err := w.entry(ctx, d, e); err != nil {
+			f.Close()
 			return err
 		}
 	}
+	f.Close()
 	if err := w.v.leaveDir(ctx, dir, complete); err != nil {
 		return err
 	}
@@ -194,41 +209,49 @@ func (w *walker) walkDir(ctx context.Context, root, dir string, ancestors []file
 	return nil
 }
 
-func (w *walker) entry(ctx context.Context, d *dirState, e fs.DirEntry) error {
-	name := e.Name()
-	path := filepath.Join(d.dir, name)
-	t := e.Type()
+// dirent is a directory entry: its name and type.
+type dirent struct {
+	name string
+	typ  fs.FileMode
+}
+
+func (w *walker) entry(ctx context.Context, d *dirState, e dirent) error {
+	name, t := e.name, e.typ
 	if w.exclude != nil {
 		isDir := t.IsDir()
 		if t&fs.ModeSymlink != 0 && w.follow {
-			fi, err := os.Stat(path)
+			fi, err := os.Stat(filepath.Join(d.dir, name))
 			isDir = err == nil && fi.IsDir()
 		}
-		if w.exclude.skip(name, isDir, func() string { return relTo(d.root, path) }) {
+		if w.exclude.skip(name, isDir, func() string { return relTo(d.root, filepath.Join(d.dir, name)) }) {
 			return nil
 		}
 	}
 	switch {
 	case t.IsDir():
-		d.subdirs = append(d.subdirs, path)
+		d.subdirs = append(d.subdirs, filepath.Join(d.dir, name))
 		return nil
 	case t.IsRegular():
 		if w.self.is(d.id, name, nil) {
 			return nil
 		}
-		fi, err := e.Info()
+		if !w.v.needState(name) {
+			return w.v.file(ctx, d.dir, name, nil, false)
+		}
+		st, regular, err := lstatAt(d.fd, d.dir, name)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // deleted since the listing: it is gone
 		}
 		if err != nil {
-			w.v.problem(path, false, err)
+			w.v.problem(filepath.Join(d.dir, name), false, err)
 			return nil
 		}
-		if !fi.Mode().IsRegular() { // replaced since the listing
+		if !regular { // replaced since the listing
 			return nil
 		}
-		return w.v.file(ctx, d.dir, path, fi, false)
+		return w.v.file(ctx, d.dir, name, &st, false)
 	case t&fs.ModeSymlink != 0 && w.follow:
+		path := filepath.Join(d.dir, name)
 		fi, err := os.Stat(path)
 		if err != nil {
 			w.v.problem(path, false, err)
@@ -238,7 +261,8 @@ func (w *walker) entry(ctx context.Context, d *dirState, e fs.DirEntry) error {
 		case fi.IsDir():
 			d.subdirs = append(d.subdirs, path)
 		case fi.Mode().IsRegular() && !w.self.is(fileID{}, "", fi):
-			return w.v.file(ctx, d.dir, path, fi, true)
+			st := stateOf(fi)
+			return w.v.file(ctx, d.dir, name, &st, true)
 		}
 		return nil
 	default: // symbolic links (not followed), devices, pipes, sockets
