@@ -221,14 +221,15 @@ func (w *worker[R]) openAtStart(run *startRun) bool {
 			return false // the loop closes whatever opened
 		}
 	}
-	w.report = report
-	defer func() { w.report = nil }()
+	w.report = report // for a Goexit in a constructor: see goexited
 	select {
 	case run.sem <- struct{}{}:
 	case <-run.ctx.Done():
+		w.report = nil
 		return report(fmt.Errorf("never began opening: %w", context.Cause(run.ctx)))
 	}
+	defer func() { <-run.sem }() // a Goexit too lets the next worker open
 	err := w.open(run.ctx)
-	<-run.sem
+	w.report = nil
 	return report(err)
 }

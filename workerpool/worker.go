@@ -133,20 +133,26 @@ func (w *worker[R]) goexited() {
 		return
 	}
 	// A Goexit outside a task — in a constructor, a cleanup or a check —
-	// loses what it was doing: the worker goes on without those resources.
-	p.log.Error("runtime.Goexit outside a task: the worker's resources are abandoned",
-		zap.Int("worker", w.id), zap.Int("generation", w.gen))
+	// loses what it was doing: the worker goes on without those resources,
+	// and the Goexit is an error of what it interrupted.
+	err := fmt.Errorf("a constructor, cleanup or check of worker %d called runtime.Goexit; resources it left open are abandoned: %w", w.id, ErrGoexit)
+	p.log.Error("runtime.Goexit outside a task", zap.Int("worker", w.id), zap.Int("generation", w.gen), zap.Error(err))
 	w.scope = nil
+	w.phase.Store(phaseRebuilding)
 	switch {
-	case w.final:
+	case w.final: // closing for good
+		w.err = errors.Join(w.err, err)
 		p.spawn(w, func() bool { return false })
-	case w.report != nil:
+	case w.report != nil: // opening for the start
 		report := w.report
 		w.report = nil
-		p.spawn(w, func() bool { return report(ErrGoexit) })
-	default:
+		p.spawn(w, func() bool { return report(err) })
+	default: // opening or closing for a rebuild: a failed open, backed off
 		p.spawn(w, func() bool {
-			w.reopen(restart, ErrGoexit)
+			if p.countRestart(err) && p.sleep(p.cfg.backoffMax) {
+				w.reopen(restart, err)
+			}
+			w.phase.Store(phaseServing)
 			return true
 		})
 	}
