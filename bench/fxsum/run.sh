@@ -133,7 +133,7 @@ for shape in $SHAPES; do
 		row "find \\| xargs -0 -P $CORES b3sum" "$S" "$(ratio "$NEWB3" "$S")"
 	fi
 	row "fxsum (unchanged rerun)" "$RERUN" "$(ratio "$RERUN" "$STAT")"
-	row "find -type f -printf '%s %T@ %i\\\\n' (stat walk)" "$STAT" ""
+	row "find -type f -printf '%s %T@ %i\\n' (stat walk)" "$STAT" ""
 	rm -rf "$T" "$DB"*
 done
 
@@ -141,8 +141,15 @@ if [ "${MILLION:-0}" = 1 ] && [ -x /usr/bin/time ]; then
 	M=$WORK/million
 	for i in $(seq 0 99); do split_into "$M/d$i" 10000 100; done
 	printf '\n## million: %d files\n\n' "$(find "$M" -type f | wc -l)"
-	/usr/bin/time -v "$FX" --quiet --db "$WORK/m.db" "$M" 2>&1 >/dev/null |
-		awk -F': ' '/Maximum resident/ {printf "new index: peak RSS %.0f MiB", $2 / 1024} /Elapsed/ {print ", wall " $2}'
-	/usr/bin/time -v "$FX" --quiet --db "$WORK/m.db" "$M" 2>&1 >/dev/null |
-		awk -F': ' '/Maximum resident/ {printf "unchanged rerun: peak RSS %.0f MiB", $2 / 1024} /Elapsed/ {print ", wall " $2}'
+	# peak LABEL CMD...: the wall time and peak RSS of CMD (GNU time).
+	peak() {
+		local label=$1
+		shift
+		/usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F': ' -v label="$label" '
+			/Elapsed/ {wall = $2}
+			/Maximum resident/ {rss = $2 / 1024}
+			END {printf "%s: wall %s, peak RSS %.0f MiB\n", label, wall, rss}'
+	}
+	peak "new index" "$FX" --quiet --db "$WORK/m.db" "$M"
+	peak "unchanged rerun" "$FX" --quiet --db "$WORK/m.db" "$M"
 fi

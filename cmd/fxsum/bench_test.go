@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -23,15 +24,21 @@ func BenchmarkSHA256SingleBuffer(b *testing.B) {
 // BenchmarkHashFile is what one fxsum worker does with a file in the page
 // cache: open, fstat, read into its buffer, hash, fstat.
 func BenchmarkHashFile(b *testing.B) {
-	path := filepath.Join(b.TempDir(), "f")
-	if err := os.WriteFile(path, bytes.Repeat([]byte{0xa5}, 16<<20), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	buf, hs := newReadBuf(), newHashers()
-	b.SetBytes(16 << 20)
-	for b.Loop() {
-		if _, err := hashFile(context.Background(), path, "sha256", false, buf, hs, nil); err != nil {
-			b.Fatal(err)
+	for _, algo := range []string{"sha256", "blake3"} {
+		for _, size := range []int{4 << 10, 16 << 20} {
+			b.Run(fmt.Sprintf("%s/%d", algo, size), func(b *testing.B) {
+				path := filepath.Join(b.TempDir(), "f")
+				if err := os.WriteFile(path, bytes.Repeat([]byte{0xa5}, size), 0o644); err != nil {
+					b.Fatal(err)
+				}
+				buf, hs := newReadBuf(), newHashers()
+				b.SetBytes(int64(size))
+				for b.Loop() {
+					if _, err := hashFile(context.Background(), path, algo, false, buf, hs, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 }

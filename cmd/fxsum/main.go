@@ -1,35 +1,3 @@
-// Command fxsum is a parallel, incremental, resumable checksum indexer built
-// on fxpool.
-//
-// It walks directory trees, hashes every regular file with a pool of workers
-// and records path, size, modification time and digest in a SQLite database.
-// A second run re-hashes only files whose size or modification time changed
-// and removes the rows of deleted files. The index can be printed as a
-// sha256sum-compatible manifest and verified against the files on disk.
-//
-// Usage:
-//
-//	fxsum [index] [flags] PATH...
-//	fxsum manifest [flags]
-//	fxsum verify [flags] [PATH...]
-//
-// Run "fxsum --help" for every flag.
-//
-// # How it uses fxpool
-//
-// The *sql.DB is an app-scoped resource with its own OnStop. Each worker of
-// the hashing pool owns, as per-worker resources, a read buffer, a set of
-// hashers, a *sql.Conn and a batch of rows with a prepared insert. The batch
-// commits every few hundred rows in one short transaction, and once more when
-// its worker stops. Teardown runs batch commit, then connection close, in
-// each worker, and closes the *sql.DB after every worker has stopped.
-//
-// # Exit status
-//
-// 0 on success; 1 when verify found changed, missing or unreadable files,
-// when index could not read some files or PATHs, or when the run failed; 2
-// for bad usage or a database that cannot be opened or is not an fxsum
-// database; 130 when interrupted by SIGINT or SIGTERM.
 package main
 
 import (

@@ -1,0 +1,66 @@
+// Command fxsum is a parallel, incremental, resumable checksum indexer built
+// on fxpool.
+//
+// It walks directory trees, hashes every regular file with a pool of workers
+// and records path, size, modification time and digest in a SQLite database.
+// A second run re-hashes only files whose size or modification time changed
+// and removes the rows of deleted files. The index can be printed as a
+// sha256sum-compatible manifest and verified against the files on disk.
+//
+// Usage:
+//
+//	fxsum [index] [flags] PATH...
+//	fxsum manifest [flags]
+//	fxsum verify [flags] [PATH...]
+//
+// Run "fxsum --help" for every flag; README.md has examples and measured
+// figures.
+//
+// # How it uses fxpool
+//
+// Every command that hashes starts one session (app.go): the database is
+// opened first, so that a problem with it is one line; then an fx app with
+// [fxpool.Module], the app-scoped *sql.DB with its own OnStop, and one pool
+// whose workers each own, as per-worker resources, a read buffer, a set of
+// hashers and, for index, a *sql.Conn and a batch of rows with a prepared
+// insert. The batch commits 4096 rows in one short transaction, and once
+// more when its worker stops. Teardown runs batch commit, then connection
+// close, in each worker, and closes the *sql.DB after every worker has
+// stopped.
+//
+// # Files
+//
+//	main.go        run, the exit status of each error
+//	cli.go         the command line: flags, which command takes which
+//	app.go         the session every hashing command shares: signals, the
+//	               database, the fx app, its start and stop
+//	store.go       the database: refusing foreign files, creating, opening
+//	batch.go       a worker's batch of rows and its commits
+//	hash.go        hashing one file; the read buffer and hashers
+//	blake3.go      BLAKE3 with a fast path for small files
+//	walk.go        the walker: sorted listings, symbolic links, loops, the
+//	               database's own files, exclusions (exclude.go)
+//	index.go       fxsum index: roots, the hashing task, the summary
+//	indexwalk.go   what index does with what the walker finds: the merge
+//	               of a directory's listing with its rows, removals, sweep
+//	verify.go      fxsum verify
+//	manifest.go    fxsum manifest
+//	progress.go    the progress bar; report.go: counters and messages
+//	testhook.go    hooks for the tests, built only with -tags fxsumtest
+//
+// # Goroutines
+//
+//	goroutine         started by                stopped by               waited for by
+//	pool workers      the pool's OnStart        the pool's OnStop        the pool's OnStop
+//	the walk          (the main goroutine)      ctx, an interrupt        -
+//	row reader        indexVisitor.enterDir     cursor.close             cursor.close
+//	counting walk     runIndex, with a bar      runIndex (its context)   runIndex
+//	progress bar      startProgress             progress.stop            progress.stop
+//
+// # Exit status
+//
+// 0 on success; 1 when verify found changed, missing or unreadable files,
+// when index could not read some files or PATHs, or when the run failed; 2
+// for bad usage or a database that cannot be opened or is not an fxsum
+// database; 130 when interrupted by SIGINT or SIGTERM.
+package main
