@@ -27,6 +27,11 @@ const (
 	stopTimeout  = 10 * time.Minute
 )
 
+// queuePerWorker is the pool's queue per worker: room for the walker to
+// list the next directory, or read its rows from the index, while the
+// workers hash the files it has found so far.
+const queuePerWorker = 128
+
 // appConfig is what a command puts into the shared app.
 type appConfig struct {
 	pool      string                  // the pool's name
@@ -73,7 +78,7 @@ func startSession[R any](ctx context.Context, o *options, log *zap.Logger, cfg a
 
 	opts := []workerpool.Option{
 		workerpool.Workers(o.workers),
-		workerpool.QueueSize(o.workers),
+		workerpool.QueueSize(queuePerWorker * o.workers),
 		workerpool.Resources(cfg.resources...),
 	}
 	if cfg.onError != nil {

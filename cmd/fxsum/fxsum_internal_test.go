@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"lukechampine.com/blake3"
 )
 
 func TestManifestLine(t *testing.T) {
@@ -263,5 +265,28 @@ func TestCountersTotal(t *testing.T) {
 	c.counted.Store(6)
 	if n, _ := c.total(); n != 3 {
 		t.Errorf("walk complete: total %d, want 3", n)
+	}
+}
+
+// TestBLAKE3 compares fxsum's BLAKE3, with its fast path for small inputs,
+// with the library's, across the sizes where the paths and the tree change,
+// written at once and in pieces.
+func TestBLAKE3(t *testing.T) {
+	data := make([]byte, 3*smallBLAKE3+7)
+	for i := range data {
+		data[i] = byte(i*7 + i>>8)
+	}
+	h := newBLAKE3()
+	for _, size := range []int{0, 1, 63, 64, 65, 1023, 1024, 1025, 2048, 3000, 8191, 8192, 8193, smallBLAKE3 - 1, smallBLAKE3, smallBLAKE3 + 1, 2*smallBLAKE3 + 5, len(data)} {
+		want := blake3.Sum256(data[:size])
+		for _, step := range []int{size + 1, 1000, 4096} {
+			h.Reset()
+			for i := 0; i < size; i += step {
+				h.Write(data[i:min(size, i+step)])
+			}
+			if got := h.Sum(nil); !bytes.Equal(got, want[:]) {
+				t.Errorf("size %d, written %d at a time: %x, want %x", size, step, got, want)
+			}
+		}
 	}
 }

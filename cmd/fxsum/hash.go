@@ -10,14 +10,13 @@ import (
 	"io"
 	"os"
 
-	"lukechampine.com/blake3"
 )
 
 // algorithms are the digests fxsum computes, by the name of --algo.
 var algorithms = map[string]func() hash.Hash{
 	"sha256": sha256.New,
 	"sha512": sha512.New,
-	"blake3": func() hash.Hash { return blake3.New(32, nil) },
+	"blake3": newBLAKE3,
 }
 
 // readBufSize is the size of each worker's read buffer: large enough that a

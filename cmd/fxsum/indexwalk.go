@@ -13,16 +13,12 @@ import (
 	"github.com/fxpool/fxpool/workerpool"
 )
 
-// known is an indexed file's state, as the database has it.
-type known struct {
-	state fileState
-	algo  string
-}
-
 // indexVisitor decides, directory by directory, what to hash and what to
-// remove. It loads the rows of one directory at a time, so its memory is
-// bounded by the largest directory, not the tree. It is used by the walking
-// goroutine only.
+// remove. The walker gives it each directory's files sorted by name, the
+// order of the rows of the directory in the index (its primary key is dir,
+// name): it merges the two, reading the rows with a cursor, so that its
+// memory does not grow with the directory and a file costs no lookup. It is
+// used by the walking goroutine only.
 type indexVisitor struct {
 	run    *indexRun
 	pool   *workerpool.Pool[indexDeps]
@@ -30,10 +26,124 @@ type indexVisitor struct {
 	lookup *sql.Stmt
 	log    *zap.Logger
 
-	known   map[string]known // rows of the current directory not yet seen, by name
-	deletes [][]any          // dir and name of the rows that must go
+	cur     *cursor // the rows of the current directory
+	gone    [][]any // dir and name of the rows of the current directory with no file
+	deletes [][]any // dir and name of the rows that must go
 	visited map[string]struct{}
 	failed  map[string]struct{} // directories that could not be listed
+}
+
+// cursor is the rows of one directory, in name order, one at a time. A
+// goroutine of its own reads them ahead, in chunks, while the walker lists
+// the directory and looks at its files: on an unchanged tree, reading the
+// index takes as long as the walk. The cursor owns that goroutine: close
+// stops it and waits for it.
+type cursor struct {
+	dir    string
+	ok     bool // row is loaded
+	row    knownRow
+	chunk  []knownRow
+	chunks chan []knownRow // closed by the reader when it is done
+	stop   chan struct{}   // closed by close
+	done   chan struct{}   // closed by the reader; err is set then
+	err    error
+}
+
+// knownRow is the state of an indexed file.
+type knownRow struct {
+	name     string
+	state    fileState
+	sameAlgo bool // digested with the algorithm of this run
+}
+
+// rowsPerChunk is how many rows the reader hands over at a time.
+const rowsPerChunk = 512
+
+// openCursor starts reading the rows of dir with lookup, which takes dir and
+// algo.
+func openCursor(ctx context.Context, lookup *sql.Stmt, dir, algo string) *cursor {
+	c := &cursor{dir: dir, chunks: make(chan []knownRow, 2), stop: make(chan struct{}), done: make(chan struct{})}
+	go c.read(ctx, lookup, algo)
+	c.next()
+	return c
+}
+
+func (c *cursor) read(ctx context.Context, lookup *sql.Stmt, algo string) {
+	defer close(c.done)
+	defer close(c.chunks)
+	rows, err := lookup.QueryContext(ctx, algo, c.dir)
+	if err != nil {
+		c.err = fmt.Errorf("look up %s: %w", c.dir, err)
+		return
+	}
+	defer func() {
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			c.err = fmt.Errorf("look up %s: %w", c.dir, err)
+		}
+	}()
+	chunk := make([]knownRow, 0, rowsPerChunk)
+	for rows.Next() {
+		var r knownRow
+		if err := rows.Scan(&r.name, &r.state.size, &r.state.mtime, &r.sameAlgo); err != nil {
+			c.err = fmt.Errorf("look up %s: %w", c.dir, err)
+			return
+		}
+		chunk = append(chunk, r)
+		if len(chunk) == rowsPerChunk {
+			select {
+			case c.chunks <- chunk:
+			case <-c.stop:
+				return
+			}
+			chunk = make([]knownRow, 0, rowsPerChunk)
+		}
+	}
+	if len(chunk) > 0 {
+		select {
+		case c.chunks <- chunk:
+		case <-c.stop:
+		}
+	}
+}
+
+// next loads the next row.
+func (c *cursor) next() {
+	c.ok = false
+	if len(c.chunk) == 0 {
+		var open bool
+		if c.chunk, open = <-c.chunks; !open {
+			return
+		}
+	}
+	c.row, c.chunk, c.ok = c.chunk[0], c.chunk[1:], true
+}
+
+// close stops the reader, waits for it and returns its error. It is
+// idempotent, and a nil *cursor is closed.
+func (c *cursor) close() error {
+	if c == nil {
+		return nil
+	}
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+	}
+	<-c.done
+	c.ok = false
+	return c.err
+}
+
+// seek moves the cursor to the first row whose name is not before name; the
+// rows it passes have no file and are added to v.gone. It reports whether
+// the row it stops at is name's.
+func (v *indexVisitor) seek(name string) bool {
+	c := v.cur
+	for c.ok && c.row.name < name {
+		v.gone = append(v.gone, []any{c.dir, c.row.name})
+		c.next()
+	}
+	return c.ok && c.row.name == name
 }
 
 // walkIndex walks the roots, skips unchanged files, submits the others to
@@ -45,7 +155,7 @@ func walkIndex(ctx context.Context, run *indexRun, pool *workerpool.Pool[indexDe
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer func() { err = errors.Join(err, conn.Close()) }()
-	lookup, err := conn.PrepareContext(ctx, `SELECT name, size, mtime_ns, algo FROM files WHERE dir = ?`)
+	lookup, err := conn.PrepareContext(ctx, `SELECT name, size, mtime_ns, algo = ? FROM files WHERE dir = ? ORDER BY name`)
 	if err != nil {
 		return fmt.Errorf("prepare lookup: %w", err)
 	}
@@ -54,6 +164,7 @@ func walkIndex(ctx context.Context, run *indexRun, pool *workerpool.Pool[indexDe
 		run: run, pool: pool, conn: conn, lookup: lookup, log: log,
 		visited: make(map[string]struct{}), failed: make(map[string]struct{}),
 	}
+	defer func() { err = errors.Join(err, v.cur.close()) }()
 	w := &walker{follow: run.opts.follow, exclude: run.opts.exclude, self: run.self, v: v}
 	for _, r := range roots {
 		if err := w.walk(ctx, r); err != nil {
@@ -77,63 +188,51 @@ func walkIndex(ctx context.Context, run *indexRun, pool *workerpool.Pool[indexDe
 
 func (v *indexVisitor) enterDir(ctx context.Context, dir string) error {
 	v.visited[dir] = struct{}{}
-	rows, err := v.lookup.QueryContext(ctx, dir)
-	if err != nil {
-		return fmt.Errorf("look up %s: %w", dir, err)
+	if err := v.cur.close(); err != nil {
+		return err
 	}
-	defer rows.Close()
-	v.known = make(map[string]known)
-	for rows.Next() {
-		var (
-			p string
-			k known
-		)
-		if err := rows.Scan(&p, &k.state.size, &k.state.mtime, &k.algo); err != nil {
-			return fmt.Errorf("look up %s: %w", dir, err)
-		}
-		v.known[p] = k
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("look up %s: %w", dir, err)
-	}
+	v.cur = openCursor(ctx, v.lookup, dir, v.run.opts.algo)
 	return nil
 }
 
 // needState: the state of a file is needed to tell whether an indexed file
 // has changed; a file not in the index yet is hashed whatever its state.
 func (v *indexVisitor) needState(name string) bool {
-	if v.run.opts.rehash {
-		return false
-	}
-	_, ok := v.known[name]
-	return ok
+	return v.seek(name) && !v.run.opts.rehash
 }
 
 func (v *indexVisitor) file(ctx context.Context, dir, name string, st *fileState, link bool) error {
 	c := &v.run.c
 	c.seen.Add(1)
-	k, ok := v.known[name]
-	if ok {
-		delete(v.known, name)
+	indexed := v.seek(name)
+	unchanged := indexed && st != nil && !v.run.opts.rehash && v.cur.row.state == *st && v.cur.row.sameAlgo
+	if indexed {
+		v.cur.next()
 	}
 	if st != nil {
 		c.seenBytes.Add(st.size)
-		if ok && !v.run.opts.rehash && k.state == *st && k.algo == v.run.opts.algo {
-			c.unchanged.Add(1)
-			c.unchangedBytes.Add(st.size)
-			return nil
-		}
+	}
+	if unchanged {
+		c.unchanged.Add(1)
+		c.unchangedBytes.Add(st.size)
+		return nil
 	}
 	return v.pool.Go(ctx, v.run.hashTask(dir, name, link))
 }
 
 func (v *indexVisitor) leaveDir(ctx context.Context, dir string, complete bool) error {
-	if complete {
-		for name := range v.known {
-			v.deletes = append(v.deletes, []any{dir, name})
-		}
+	for v.cur.ok {
+		v.gone = append(v.gone, []any{dir, v.cur.row.name})
+		v.cur.next()
 	}
-	v.known = nil
+	if err := v.cur.close(); err != nil {
+		return err
+	}
+	if complete {
+		v.deletes = append(v.deletes, v.gone...)
+	}
+	clear(v.gone)
+	v.gone = v.gone[:0]
 	if len(v.deletes) >= 256 {
 		return v.flushDeletes(ctx)
 	}

@@ -168,6 +168,12 @@ func (w *walker) walkDir(ctx context.Context, root, dir string, ancestors []file
 		w.v.problem(dir, false, errSymlinkLoop)
 		return nil
 	}
+	// Before the listing: the visitor may start looking up what it knows
+	// of dir while the walker lists it.
+	if err := w.v.enterDir(ctx, dir); err != nil {
+		f.Close()
+		return err
+	}
 	ents, rerr := f.ReadDir(-1)
 	complete := true
 	if rerr != nil {
@@ -180,10 +186,6 @@ func (w *walker) walkDir(ctx context.Context, root, dir string, ancestors []file
 	}
 	ents = nil
 	slices.SortFunc(list, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
-	if err := w.v.enterDir(ctx, dir); err != nil {
-		f.Close()
-		return err
-	}
 	d.fd = f.Fd()
 	for i, e := range list {
 		if i%1024 == 0 {
