@@ -109,8 +109,10 @@ func (p *Pool[R]) shutdown(ctx context.Context, policy StopPolicy) error {
 	switch policy {
 	case Cancel:
 		p.dropQueued()
+		p.sweep() // report what is queued now, before any pill is
 	case DropQueued:
 		p.dropping.Store(true)
+		p.sweep()
 	}
 
 	live, pills := p.all(), p.pills()
