@@ -70,8 +70,9 @@ Flags (the commands they apply to in brackets):
   --root DIR         [manifest] print paths relative to DIR, only files under
                      it; DIR must exist
   --quiet            no progress bar and no summary line
-  --log-level LEVEL  debug, info, warn (default) or error, for the internal
-                     zap log on stderr
+  --log-level LEVEL  the internal zap log of the pool and fx on stderr: off
+                     (default: fxsum's own messages say what went wrong),
+                     debug, info, warn or error
   --help             this text
 
 A first argument that is not a command is a PATH to index; a command may also
@@ -109,6 +110,7 @@ type options struct {
 	root     string
 	quiet    bool
 	logLevel zapcore.Level
+	logOff   bool
 }
 
 // commandFlags are the flags each command takes, beside the common ones.
@@ -155,7 +157,7 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	vcs := fs.Bool("vcs", false, "")
 	fs.StringVar(&o.root, "root", "", "")
 	fs.BoolVar(&o.quiet, "quiet", false, "")
-	level := fs.String("log-level", "warn", "")
+	level := fs.String("log-level", "off", "")
 	afterDashes := -1 // index in o.paths of the first path after "--"
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -198,8 +200,10 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	if len(misplaced) > 0 {
 		return nil, usagef("%s: %s does not apply (see fxsum --help)", o.cmd, strings.Join(misplaced, ", "))
 	}
-	if err := o.logLevel.Set(*level); err != nil {
-		return nil, usagef("--log-level: %w", err)
+	if o.logOff = *level == "off"; !o.logOff {
+		if err := o.logLevel.Set(*level); err != nil {
+			return nil, usagef("--log-level: %w", err)
+		}
 	}
 	o.algo = strings.ToLower(o.algo)
 	if _, ok := algorithms[o.algo]; !ok {
@@ -235,7 +239,12 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 
 func printHelp(w io.Writer) { fmt.Fprintf(w, helpText, runtime.GOMAXPROCS(0), maxWorkers) }
 
-func newLogger(level zapcore.Level, w io.Writer) *zap.Logger {
+// newLogger is the internal zap log on w, or none if --log-level is off.
+func newLogger(o *options, w io.Writer) *zap.Logger {
+	if o.logOff {
+		return zap.NewNop()
+	}
+	level := o.logLevel
 	enc := zap.NewDevelopmentEncoderConfig()
 	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), level)
 	return zap.New(core).Named("fxsum")

@@ -39,7 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(o.logLevel, stderr)
+	log := newLogger(o, stderr)
 	defer func() { _ = log.Sync() }()
 	switch o.cmd {
 	case "manifest":

@@ -294,3 +294,18 @@ func TestManifestOfTheReadmeCommand(t *testing.T) {
 		t.Errorf("manifest lists .git:\n%s", r.stdout)
 	}
 }
+
+// TestLogIsOffByDefault: fxsum's own messages say what went wrong; the
+// pool's and fx's events are shown only when asked for.
+func TestLogIsOffByDefault(t *testing.T) {
+	tr := genTree(t, 3)
+	work := t.TempDir()
+	r := mustOK(t, fxsum(t, work, nil, "--quiet", tr.root))
+	if r.stderr != "" {
+		t.Errorf("stderr %q, want nothing", r.stderr)
+	}
+	r = mustOK(t, fxsum(t, work, nil, "--quiet", "--log-level", "debug", tr.root))
+	if !strings.Contains(r.stderr, "fxsum.workerpool") {
+		t.Errorf("--log-level debug: stderr %q, want the pool's events", r.stderr)
+	}
+}
