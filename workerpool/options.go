@@ -41,6 +41,7 @@ type config struct {
 	idle             time.Duration // Elastic's idle timeout
 	checkIdle        time.Duration // 0: no health checks
 	closeTimeout     time.Duration // bounds the closes nobody else bounds
+	lockThread       bool          // LockOSThread
 	configFrom       configFrom
 }
 
@@ -524,3 +525,23 @@ func (o closeTimeoutOption) apply(c *config) error {
 func (o closeTimeoutOption) String() string {
 	return fmt.Sprintf("workerpool.CloseTimeout(%v)", time.Duration(o))
 }
+
+// LockOSThread locks each worker's goroutine to an OS thread of its own, from
+// its first open to its last close, rebuilds included: for resources that
+// must be opened, used and closed on one thread — cgo libraries with
+// thread-local state, OpenGL or GPU contexts, SQLite builds without thread
+// safety. The worker never unlocks: when it ends, its thread ends with it.
+//
+// A task that calls runtime.Goexit ends the worker's thread too: the worker
+// goes on, on a fresh locked thread, after rebuilding its resources (the
+// old ones are closed on the new thread, the old being gone). On Linux a
+// worker also notices a task that unlocked the thread and moved (it
+// compares the thread before each task with the one its resources were
+// opened on) and rebuilds on a fresh locked thread. Each worker then holds
+// a thread: see the benchmark table for the cost of the hand-off.
+func LockOSThread() Option { return lockThreadOption{} }
+
+type lockThreadOption struct{}
+
+func (lockThreadOption) apply(c *config) error { c.lockThread = true; return nil }
+func (lockThreadOption) String() string        { return "workerpool.LockOSThread()" }

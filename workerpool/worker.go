@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,7 @@ type worker[R any] struct {
 	aging    Timer            // flags expired once the resources reach MaxWorkerAge
 	cur      task[R]          // the task running, if cur.fn != nil: see goexited
 	final    bool             // closing for the last time
+	thread   int              // the OS thread the resources opened on, with LockOSThread
 	report   func(error) bool // during the start's open: see goexited
 
 	phase   atomic.Int32
@@ -78,6 +80,9 @@ func (p *Pool[R]) spawn(w *worker[R], boot func() bool) {
 // loop is a worker's life: boot (open, or go on after a Goexit), serve if
 // boot says so, and close whatever is open.
 func (w *worker[R]) loop(boot func() bool) {
+	if w.p.cfg.lockThread {
+		runtime.LockOSThread() // never unlocked: the thread ends with the worker
+	}
 	normal := false
 	defer func() {
 		if !normal {
@@ -216,6 +221,12 @@ func (w *worker[R]) handle(t task[R]) {
 	}
 	if p.cfg.checkIdle > 0 && !p.dropping.Load() {
 		w.checkIfIdle()
+	}
+	if p.cfg.lockThread && w.scope != nil && threadID() != w.thread {
+		// A task unlocked the thread and the worker moved: lock the new
+		// one, and open the resources there.
+		runtime.LockOSThread()
+		w.rebuild(restart, errThreadChanged)
 	}
 	if p.dropping.Load() || w.scope == nil {
 		p.drop(t)
@@ -373,6 +384,7 @@ func (w *worker[R]) open(ctx context.Context) error {
 		return err
 	}
 	w.opens++
+	w.thread = threadID()
 	w.phase.Store(phaseServing) // before anyone hears: Stats counts it
 	w.scope, w.r, w.tasks = scope, scope.Value(), 0
 	if p.cfg.checkIdle > 0 {
@@ -499,6 +511,10 @@ func (p *Pool[R]) sleep(d time.Duration) bool {
 		return false
 	}
 }
+
+// errThreadChanged is the cause of a rebuild of a worker locked to its
+// thread whose task unlocked it.
+var errThreadChanged = errors.New("workerpool: a task unlocked the worker's OS thread")
 
 // workerError names the worker on every line of its error.
 type workerError struct {

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package workerpool
+
+// threadID returns 0 where the OS thread cannot be told cheaply: a worker
+// locked with LockOSThread then cannot notice a task that unlocked it.
+func threadID() int { return 0 }
