@@ -51,11 +51,6 @@ func affine(l *threadLog) workerpool.Option {
 	}))
 }
 
-type affineDeps struct {
-	A *Affine
-	W resources.Worker
-}
-
 func TestLockOSThread(t *testing.T) {
 	var l threadLog
 	p, app := start[*Affine](t,
