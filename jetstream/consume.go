@@ -1,0 +1,617 @@
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/fxpool/fxpool/workerpool"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/fx"
+	"go.uber.org/zap"
+)
+
+// A Decoder turns a message's data into the value its handler receives.
+// An error Terms the message as undecodable: no retry can cure it.
+type Decoder[M any] func(data []byte) (M, error)
+
+// JSON decodes each message as JSON into an M.
+func JSON[M any]() Decoder[M] {
+	return func(data []byte) (M, error) {
+		var m M
+		err := json.Unmarshal(data, &m)
+		return m, err
+	}
+}
+
+// Bytes hands each message's data to the handler as it is.
+func Bytes() Decoder[[]byte] {
+	return func(data []byte) ([]byte, error) { return data, nil }
+}
+
+// A Handler processes one decoded message on a worker of the pool, with the
+// worker's R. ctx carries the [Delivery] (see [DeliveryFrom]) and ends when
+// the pool's or the consumer's stop says so. Returning nil acks the message;
+// an error Naks it with backoff, or Terms it if it wraps [ErrPermanent] or
+// this was the last attempt (see [MaxAttempts]).
+type Handler[R, M any] func(ctx context.Context, r R, m M) error
+
+// Delivery is what a handler knows of the message it is given.
+type Delivery struct {
+	Subject string
+	Header  nats.Header
+	// Meta is the delivery's JetStream metadata: stream and consumer
+	// sequences, the delivery count (NumDelivered: 1 on the first
+	// attempt), the time it was published.
+	Meta natsjs.MsgMetadata
+}
+
+type deliveryKey struct{}
+
+// DeliveryFrom returns the delivery whose handler got ctx.
+func DeliveryFrom(ctx context.Context) (Delivery, bool) {
+	d, ok := ctx.Value(deliveryKey{}).(*delivery)
+	if !ok {
+		return Delivery{}, false
+	}
+	return Delivery{Subject: d.msg.Subject(), Header: d.msg.Headers(), Meta: d.meta}, true
+}
+
+// DeadLetter is a message the consumer Term'd, given to the
+// [OnDeadLetter] hook.
+type DeadLetter struct {
+	Delivery
+	Data   []byte
+	Reason string // as sent with the Term
+	Err    error  // the decode or handler error
+}
+
+// Stats counts what a consumer did. Settled is Acked + Naked + Termed.
+type Stats struct {
+	Fetched   uint64 // messages received
+	Acked     uint64 // handler returned nil
+	Naked     uint64 // failed, panicked, not run, or handed back at stop
+	Termed    uint64 // undecodable, permanent error, or last attempt
+	Panics    uint64 // handlers that panicked
+	Heartbeat uint64 // in-progress notices sent
+	Pending   int    // un-settled now
+	MaxWindow int    // most un-settled at once so far
+	Window    int    // the bound of Pending
+}
+
+// Consume feeds the app's *workerpool.Pool[R] from the durable pull
+// consumer named consumer on stream, through the app's *[Conn]: each message
+// is decoded with decode and handled by handle on a worker, and settled by
+// the handler's outcome. The consumer must exist, with explicit acks and an
+// unlimited MaxDeliver (see [Start]).
+//
+// The consumer starts in an OnStart hook appended after the pool's, so the
+// pool is serving; its pull loop is registered as the pool's feeder, so that
+// any stop of the pool first stops the pulling. Its OnStop hook, which runs
+// before the pool's, is [Consumer.Stop]: every message it fetched is settled
+// before the pool and the connection stop. The app's *zap.Logger is used if
+// it has one.
+func Consume[R, M any](stream, consumer string, decode Decoder[M], handle Handler[R, M], opts ...Option) fx.Option {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o == nil {
+			return fx.Error(errors.New("jetstream: Consume: nil option"))
+		}
+		if err := o.apply(&cfg); err != nil {
+			return fx.Error(err)
+		}
+	}
+	poolTag := ""
+	if cfg.poolName != "" {
+		poolTag = fmt.Sprintf("name:%q", cfg.poolName)
+	}
+	invoke := func(lc fx.Lifecycle, pool *workerpool.Pool[R], conn *Conn, log *zap.Logger) {
+		if log != nil && cfg.logger == nil {
+			cfg.logger = log.Named("jetstream").With(zap.String("stream", stream), zap.String("consumer", consumer))
+		}
+		var c *Consumer
+		lc.Append(fx.Hook{
+			OnStart: func(ctx context.Context) error {
+				var err error
+				c, err = start(ctx, conn.JetStream(), pool, stream, consumer, decode, handle, cfg)
+				return err
+			},
+			OnStop: func(ctx context.Context) error {
+				if c == nil {
+					return nil
+				}
+				return c.Stop(ctx)
+			},
+		})
+	}
+	return fx.Invoke(fx.Annotate(invoke, fx.ParamTags("", poolTag, "", `optional:"true"`)))
+}
+
+// Start starts consuming from the durable pull consumer named consumer on
+// stream, without fx: as [Consume], on the given pool, which must be
+// serving. It returns once the pull loop runs; stop it with [Consumer.Stop].
+//
+// The consumer must use explicit acks and have an unlimited MaxDeliver
+// (0 or -1): a server-side limit strands a message whose last delivery was
+// cut short by a stop or a crash — never delivered again, never removed.
+// Use [MaxAttempts] instead. Start refuses any other consumer.
+func Start[R, M any](ctx context.Context, js natsjs.JetStream, pool *workerpool.Pool[R], stream, consumer string, decode Decoder[M], handle Handler[R, M], opts ...Option) (*Consumer, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("jetstream: Start: nil option")
+		}
+		if err := o.apply(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	return start(ctx, js, pool, stream, consumer, decode, handle, cfg)
+}
+
+func start[R, M any](ctx context.Context, js natsjs.JetStream, pool *workerpool.Pool[R], stream, consumer string, decode Decoder[M], handle Handler[R, M], cfg config) (*Consumer, error) {
+	if js == nil || pool == nil || decode == nil || handle == nil {
+		return nil, errors.New("jetstream: Start: nil JetStream, pool, decoder or handler")
+	}
+	cons, err := js.Consumer(ctx, stream, consumer)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: consumer %s/%s: %w", stream, consumer, err)
+	}
+	info := cons.CachedInfo()
+	switch {
+	case info.Config.AckPolicy != natsjs.AckExplicitPolicy:
+		return nil, fmt.Errorf("jetstream: consumer %s/%s: ack policy %v, want explicit", stream, consumer, info.Config.AckPolicy)
+	case info.Config.MaxDeliver > 0:
+		return nil, fmt.Errorf("jetstream: consumer %s/%s: MaxDeliver %d strands a message whose last delivery is cut short by a stop or crash: "+
+			"use -1 and jetstream.MaxAttempts", stream, consumer, info.Config.MaxDeliver)
+	case info.Config.DeliverSubject != "":
+		return nil, fmt.Errorf("jetstream: consumer %s/%s: a push consumer, want a pull consumer", stream, consumer)
+	}
+	if cfg.window == 0 {
+		cfg.window = max(1, pool.Capacity().InFlight())
+	}
+	if cfg.logger == nil {
+		cfg.logger = zap.NewNop()
+	}
+	ackWait := info.Config.AckWait
+	if ackWait <= 0 {
+		ackWait = 30 * time.Second
+	}
+	c := &Consumer{
+		name:     stream + "/" + consumer,
+		cons:     cons,
+		nc:       js.Conn(),
+		cfg:      cfg,
+		log:      cfg.logger,
+		hbEvery:  ackWait / 3,
+		pending:  make(map[*delivery]struct{}),
+		freed:    make(chan struct{}, 1),
+		stopPull: make(chan struct{}),
+		loopDone: make(chan struct{}),
+		hbStop:   make(chan struct{}),
+		hbDone:   make(chan struct{}),
+	}
+	c.tasks, c.cancelTasks = context.WithCancelCause(context.Background())
+	c.submit = func(d *delivery) {
+		m, err := decode(d.msg.Data())
+		if err != nil {
+			c.term(d, "undecodable: "+err.Error(), err)
+			return
+		}
+		task := func(ctx context.Context, r R) error {
+			d.started()
+			return handle(context.WithValue(ctx, deliveryKey{}, d), r, m)
+		}
+		if err := pool.GoReport(c.tasks, task, func(o workerpool.Outcome, err error) { c.settle(d, o, err) }); err != nil {
+			// Not accepted: the pool is stopping; another consumer takes it.
+			c.nak(d, time.Nanosecond)
+		}
+	}
+	if err := pool.AddFeeder(c.stopPulling); err != nil {
+		c.cancelTasks(ErrStopping)
+		return nil, fmt.Errorf("jetstream: consumer %s: %w", c.name, err)
+	}
+	go c.pullLoop()
+	go c.heartbeats()
+	return c, nil
+}
+
+// Consumer is a running pull loop that feeds a pool. It is made by [Start]
+// or, in an fx app, by [Consume]. Its methods are safe for concurrent use.
+type Consumer struct {
+	name    string
+	cons    natsjs.Consumer
+	nc      *nats.Conn
+	cfg     config
+	log     *zap.Logger
+	hbEvery time.Duration
+	submit  func(*delivery)
+
+	// tasks is the context of every task submitted; the stop cancels it,
+	// with ErrStopping, when it gives up waiting for them.
+	tasks       context.Context
+	cancelTasks context.CancelCauseFunc
+
+	mu        sync.Mutex
+	pending   map[*delivery]struct{} // fetched and not settled
+	maxWindow int
+	lastReply string // reply subject of the last settle, for the barrier
+	stats     Stats
+	emptied   chan struct{} // closed when pending empties, if someone waits
+
+	freed    chan struct{} // a slot of the window was freed (size 1)
+	stopOnce sync.Once
+	stopPull chan struct{} // closed: stop pulling
+	loopDone chan struct{} // closed by the pull loop when it returns
+	hbOnce   sync.Once
+	hbStop   chan struct{} // closed: stop the heartbeats
+	hbDone   chan struct{} // closed by the heartbeat goroutine
+
+	stopMu  sync.Mutex // one Stop at a time
+	stopped bool
+	stopErr error
+}
+
+type delivery struct {
+	msg  natsjs.Msg
+	meta natsjs.MsgMetadata
+
+	mu        sync.Mutex
+	settled   bool
+	running   bool
+	lastTouch time.Time
+}
+
+func (d *delivery) started() {
+	d.mu.Lock()
+	d.running = true
+	d.mu.Unlock()
+}
+
+// Stats returns the consumer's counters. It does not block.
+func (c *Consumer) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats
+	s.Pending = len(c.pending)
+	s.MaxWindow = c.maxWindow
+	s.Window = c.cfg.window
+	return s
+}
+
+func (c *Consumer) stopping() bool {
+	select {
+	case <-c.stopPull:
+		return true
+	default:
+		return false
+	}
+}
+
+// pullLoop fetches the free part of the window, again and again, until the
+// stop; it always waits for the pull in progress, so that no message the
+// server has sent is left unread.
+func (c *Consumer) pullLoop() {
+	defer close(c.loopDone)
+	retry := c.cfg.backoffMin
+	for !c.stopping() {
+		c.mu.Lock()
+		free := c.cfg.window - len(c.pending)
+		c.mu.Unlock()
+		if free <= 0 {
+			select {
+			case <-c.freed:
+			case <-c.stopPull:
+			}
+			continue
+		}
+		batch, err := c.cons.Fetch(free, natsjs.FetchMaxWait(c.cfg.expiry))
+		if err == nil {
+			for msg := range batch.Messages() {
+				c.receive(msg)
+			}
+			err = batch.Error()
+		}
+		if err == nil || c.stopping() {
+			retry = c.cfg.backoffMin
+			continue
+		}
+		c.log.Warn("pull failed; retrying", zap.Error(err), zap.Duration("in", retry))
+		t := time.NewTimer(retry)
+		select {
+		case <-t.C:
+		case <-c.stopPull:
+			t.Stop()
+		}
+		retry = min(2*retry, 5*time.Second)
+	}
+}
+
+// receive takes one fetched message: into the window and to the pool, or,
+// once the stop has begun, straight back to the server.
+func (c *Consumer) receive(msg natsjs.Msg) {
+	d := &delivery{msg: msg, lastTouch: time.Now()}
+	if meta, err := msg.Metadata(); err == nil {
+		d.meta = *meta
+	}
+	c.mu.Lock()
+	c.stats.Fetched++
+	c.pending[d] = struct{}{}
+	c.maxWindow = max(c.maxWindow, len(c.pending))
+	c.mu.Unlock()
+	if c.stopping() {
+		c.nak(d, time.Nanosecond)
+		return
+	}
+	c.submit(d)
+}
+
+// settle acks, Naks or Terms a delivery by its task's outcome.
+func (c *Consumer) settle(d *delivery, o workerpool.Outcome, err error) {
+	switch {
+	case o == workerpool.Succeeded:
+		c.finish(d, func() error { return d.msg.Ack() }, func(s *Stats) { s.Acked++ })
+		return
+	case o == workerpool.NotRun:
+		c.nak(d, time.Nanosecond)
+		return
+	case o == workerpool.Panicked:
+		c.mu.Lock()
+		c.stats.Panics++
+		c.mu.Unlock()
+		c.log.Warn("handler panicked", zap.Uint64("stream_seq", d.meta.Sequence.Stream), zap.Error(err))
+	case errors.Is(err, ErrPermanent):
+		c.term(d, err.Error(), err)
+		return
+	case c.stopping():
+		// Cut short by the stop, most likely: back at once, not Term'd.
+		c.nak(d, time.Nanosecond)
+		return
+	}
+	attempt := int(d.meta.NumDelivered)
+	if c.cfg.maxAttempts > 0 && attempt >= c.cfg.maxAttempts && !c.stopping() {
+		c.term(d, fmt.Sprintf("attempt %d of %d failed: %v", attempt, c.cfg.maxAttempts, err), err)
+		return
+	}
+	c.nak(d, c.backoff(attempt))
+}
+
+func (c *Consumer) backoff(attempt int) time.Duration {
+	d := c.cfg.backoffMin
+	for i := 1; i < attempt && d < c.cfg.backoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, c.cfg.backoffMax)
+	// Half to all of it, so that failures spread out.
+	return d/2 + rand.N(d/2+1)
+}
+
+// nak hands a delivery back with a delay. Always a delay: a plain Nak lives
+// only in the server's memory, and a server that restarts forgets it.
+func (c *Consumer) nak(d *delivery, delay time.Duration) {
+	c.finish(d, func() error { return d.msg.NakWithDelay(max(delay, time.Nanosecond)) }, func(s *Stats) { s.Naked++ })
+}
+
+func (c *Consumer) term(d *delivery, reason string, cause error) {
+	if c.finish(d, func() error { return d.msg.TermWithReason(reason) }, func(s *Stats) { s.Termed++ }) {
+		c.log.Warn("message terminated", zap.String("subject", d.msg.Subject()),
+			zap.Uint64("stream_seq", d.meta.Sequence.Stream), zap.String("reason", reason))
+		if c.cfg.deadLetter != nil {
+			c.deadLetter(d, reason, cause)
+		}
+	}
+}
+
+func (c *Consumer) deadLetter(d *delivery, reason string, cause error) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error("dead-letter hook panicked", zap.Any("panic", v))
+		}
+	}()
+	ctx := context.WithValue(context.Background(), deliveryKey{}, d)
+	dl := DeadLetter{Data: d.msg.Data(), Reason: reason, Err: cause}
+	dl.Delivery, _ = DeliveryFrom(ctx)
+	c.cfg.deadLetter(ctx, dl)
+}
+
+// finish settles d with send, exactly once: it reports whether this call
+// did. The delivery's lock keeps a heartbeat from following the settle.
+func (c *Consumer) finish(d *delivery, send func() error, count func(*Stats)) bool {
+	d.mu.Lock()
+	if d.settled {
+		d.mu.Unlock()
+		return false
+	}
+	d.settled = true
+	err := send()
+	d.mu.Unlock()
+	if err != nil {
+		c.log.Warn("settle failed; the server redelivers after AckWait",
+			zap.Uint64("stream_seq", d.meta.Sequence.Stream), zap.Error(err))
+	}
+	c.mu.Lock()
+	delete(c.pending, d)
+	if len(c.pending) == 0 && c.emptied != nil {
+		close(c.emptied)
+		c.emptied = nil
+	}
+	count(&c.stats)
+	if err == nil {
+		c.lastReply = d.msg.Reply()
+	}
+	c.mu.Unlock()
+	select {
+	case c.freed <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// heartbeats tells the server, every AckWait/3, that each un-settled
+// delivery is still in progress, so that long tasks are not redelivered.
+func (c *Consumer) heartbeats() {
+	defer close(c.hbDone)
+	tick := time.NewTicker(max(c.hbEvery/2, time.Millisecond))
+	defer tick.Stop()
+	var due []*delivery
+	for {
+		select {
+		case <-c.hbStop:
+			return
+		case now := <-tick.C:
+			due = due[:0]
+			c.mu.Lock()
+			for d := range c.pending {
+				due = append(due, d)
+			}
+			c.mu.Unlock()
+			sent := 0
+			for _, d := range due {
+				d.mu.Lock()
+				if !d.settled && now.Sub(d.lastTouch) >= c.hbEvery {
+					if d.msg.InProgress() == nil {
+						sent++
+					}
+					d.lastTouch = now
+				}
+				d.mu.Unlock()
+			}
+			c.mu.Lock()
+			c.stats.Heartbeat += uint64(sent)
+			c.mu.Unlock()
+		}
+	}
+}
+
+// stopPulling is the consumer's feeder stop: it ends the pulling and waits,
+// within ctx, for the pull in progress, whose messages, if any arrive, are
+// Nak'd back at once.
+func (c *Consumer) stopPulling(ctx context.Context) error {
+	c.stopOnce.Do(func() { close(c.stopPull) })
+	select {
+	case <-c.loopDone:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("jetstream: consumer %s: the pull in progress outlived the stop's share: %w", c.name, context.Cause(ctx))
+	}
+}
+
+// Stop stops the consumer and settles every message it holds, within
+// ctx's budget:
+//
+//   - it stops pulling and waits for the pull in progress (at most the
+//     fetch expiry), whose messages it Naks back at once;
+//   - it lets the tasks in flight finish, each acked or Nak'd by its
+//     outcome, until two fifths of the budget;
+//   - then it cancels the context of the tasks left, with cause
+//     [ErrStopping], and waits for them until half of the budget;
+//   - then it Naks, with a delay of 1ns, every message still un-settled
+//     (a task that ignores its context; a task still queued), so that it
+//     comes back at once, here after a restart or to another process. It
+//     never acks a task that did not finish;
+//   - last, it sends one request through the connection's ack queue and
+//     waits for the reply, so that the server has processed every ack
+//     before the connection or the embedded server stops.
+//
+// Stop blocks until all that is done, and returns an error if the budget
+// ran out first. A stop without a deadline waits for every task. A second
+// Stop waits for the first and returns its result. A pool's stop that
+// began first has already stopped the pulling, as the pool's feeder.
+func (c *Consumer) Stop(ctx context.Context) error {
+	c.stopMu.Lock()
+	defer c.stopMu.Unlock()
+	if c.stopped {
+		return c.stopErr
+	}
+	c.stopped = true
+	c.stopErr = c.stop(ctx)
+	return c.stopErr
+}
+
+func (c *Consumer) stop(ctx context.Context) error {
+	began := time.Now()
+	at := func(share float64) (context.Context, context.CancelFunc) {
+		dl, ok := ctx.Deadline()
+		if !ok {
+			return context.WithCancel(ctx)
+		}
+		return context.WithDeadline(ctx, began.Add(time.Duration(float64(dl.Sub(began))*share)))
+	}
+	var errs []error
+
+	pullCtx, cancel := at(0.4)
+	errs = append(errs, c.stopPulling(pullCtx))
+	cancel()
+
+	drainCtx, cancel := at(0.4)
+	c.waitSettled(drainCtx)
+	cancel()
+	c.cancelTasks(ErrStopping)
+
+	cutCtx, cancel := at(0.5)
+	c.waitSettled(cutCtx)
+	cancel()
+
+	c.mu.Lock()
+	left := make([]*delivery, 0, len(c.pending))
+	for d := range c.pending {
+		left = append(left, d)
+	}
+	c.mu.Unlock()
+	running := 0
+	for _, d := range left {
+		d.mu.Lock()
+		if d.running {
+			running++
+		}
+		d.mu.Unlock()
+		c.nak(d, time.Nanosecond)
+	}
+	if running > 0 {
+		errs = append(errs, fmt.Errorf("jetstream: consumer %s: %d tasks still running ignored their context; their messages were handed back", c.name, running))
+	}
+
+	c.hbOnce.Do(func() { close(c.hbStop) })
+	<-c.hbDone
+
+	c.mu.Lock()
+	reply := c.lastReply
+	c.mu.Unlock()
+	if reply != "" && !c.nc.IsClosed() {
+		// A barrier: the server answers once it has processed every ack
+		// this connection sent before it. An in-progress notice for a
+		// settled message does nothing else.
+		if _, err := c.nc.RequestWithContext(ctx, reply, []byte("+WPI")); err != nil {
+			errs = append(errs, fmt.Errorf("jetstream: consumer %s: waiting for the server to take the acks: %w", c.name, err))
+		}
+	}
+
+	select {
+	case <-c.loopDone:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("jetstream: consumer %s: the pull in progress did not end by the stop's deadline", c.name))
+	}
+	return errors.Join(errs...)
+}
+
+// waitSettled waits until nothing is pending or ctx ends.
+func (c *Consumer) waitSettled(ctx context.Context) {
+	c.mu.Lock()
+	if len(c.pending) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	if c.emptied == nil {
+		c.emptied = make(chan struct{})
+	}
+	emptied := c.emptied
+	c.mu.Unlock()
+	select {
+	case <-emptied:
+	case <-ctx.Done():
+	}
+}
