@@ -48,7 +48,10 @@
 // leaves the rest to the next. [workerpool.StopGuard], given last, is the
 // belt to those braces: should a hook that stops before the pool overrun its
 // share, the pool begins its stop on its own at half of the budget (T/2),
-// so fx cannot skip it.
+// so fx cannot skip it. It guards the pools only: fx would still skip the
+// store's hook, and the events the workers flushed into its buffer would
+// never reach the file. Bounding the server's share is what keeps the store
+// in the stop.
 package main
 
 import (
