@@ -14,7 +14,7 @@ import (
 //
 //	FXPOOL_SEED=<n>       replay one trial (decimal or 0x hex), as printed by a failure
 //	FXPOOL_SOAK=<d>       run trials for duration d (e.g. 10m) instead of a fixed count
-//	FXPOOL_TRIALS=<n>     run n trials (default 2000, 300 with -short)
+//	FXPOOL_TRIALS=<n>     run n trials (default 1200, 300 with -short)
 //	FXPOOL_HANG_ANYWHERE=1
 //	                      let cleanups hang during the start's rollback too,
 //	                      which then lasts as long as the start budget (30s)
@@ -29,8 +29,14 @@ const (
 const maxReported = 20
 
 // TestPropertyFaultInjection runs random trials — random per-worker
-// dependency graphs, constructor forms, pool options, faults, tasks and a
-// Stop racing with the submitters — and checks every guarantee after each.
+// dependency graphs, constructor forms, fixed or elastic pools, options,
+// faults, resizes, tasks submitted every way with their submitters'
+// contexts, and a stop racing with them — and checks every guarantee after
+// each. The test has four parts, each in its own file: the generator
+// (generate_test.go, with the typed menus of enums_test.go), the runner
+// (runner_test.go, with the tasks of tasks_test.go), the checks
+// (checks_test.go, with the recorder of recorder_test.go) and the fx
+// adapter (fxadapter_test.go).
 func TestPropertyFaultInjection(t *testing.T) {
 	hangAnywhere := os.Getenv(envHangAnywhere) == "1"
 	if s := os.Getenv(envSeed); s != "" {
@@ -48,7 +54,7 @@ func TestPropertyFaultInjection(t *testing.T) {
 		return
 	}
 
-	trials, soak := 2000, time.Duration(0)
+	trials, soak := 1200, time.Duration(0)
 	if testing.Short() {
 		trials = 300
 	}

@@ -29,6 +29,7 @@ type res struct {
 	openFailed bool
 	fault      cleanupFault
 
+	checks     atomic.Int32 // health checks run on it
 	closes     atomic.Int32
 	closeStart atomic.Int64
 	closeEnd   atomic.Int64
@@ -39,13 +40,6 @@ type res struct {
 func (r *res) get() *res { return r }
 
 type holder interface{ get() *res }
-
-type via int
-
-const (
-	viaCleanup via = iota // the explicit cleanup the constructor returned
-	viaMethod             // the Close method, called by the pool
-)
 
 // closeVia records a close and injects the cleanup's fault.
 func (r *res) closeVia(how via) error {
@@ -86,8 +80,6 @@ func (r *res) closeVia(how via) error {
 	end()
 	return nil
 }
-
-func (h via) String() string { return [...]string{"cleanup", "Close method"}[h] }
 
 func (r *res) String() string {
 	return fmt.Sprintf("resource %s#%d (worker %d, generation %d)", nodeName(r.node), r.id, r.worker, r.gen)
@@ -164,83 +156,4 @@ func (c *counters) String() string {
 		fmt.Fprintf(&b, "  %-34s %d\n", k, c.m[k])
 	}
 	return b.String()
-}
-
-// checkResources checks, once every goroutine of the trial has ended, the
-// resource guarantees.
-func (tr *trial) checkResources() {
-	tr.mu.Lock()
-	all := append([]*res(nil), tr.all...)
-	tr.mu.Unlock()
-	needed := tr.cfg.needed()
-	byWorkerGen := map[[2]int][]*res{}
-	for _, r := range all {
-		n := r.closes.Load()
-		switch {
-		case r.openFailed || !r.hasCleanup:
-			// checked when it closed
-		case n == 0:
-			tr.violate("never-closed", "%v opened but never closed", r)
-		}
-		if !needed[r.node] {
-			tr.violate("opened-unneeded", "%v opened though the task parameter does not need it", r)
-		}
-		if !r.openFailed {
-			byWorkerGen[[2]int{r.worker, r.gen}] = append(byWorkerGen[[2]int{r.worker, r.gen}], r)
-		}
-		if r.closes.Load() != 1 || r.openFailed {
-			continue
-		}
-		// Each resource closes after every one that depends on it: its
-		// transitive dependencies close after it.
-		for _, d := range transitive(r) {
-			if d.hasCleanup && d.closes.Load() == 1 && d.closeStart.Load() < r.closeEnd.Load() {
-				tr.violate("close-order", "%v closed before %v, which depends on it", d, r)
-			}
-		}
-	}
-	// A worker's generations never overlap: a new one opens after the
-	// previous one has closed.
-	for key, rs := range byWorkerGen {
-		for _, r := range rs {
-			for prevGen := 0; prevGen < key[1]; prevGen++ {
-				for _, old := range byWorkerGen[[2]int{key[0], prevGen}] {
-					if old.hasCleanup && old.closes.Load() == 1 && old.closeEnd.Load() > r.openSeq {
-						tr.violate("generations-overlap", "%v opened before %v had closed", r, old)
-					}
-				}
-			}
-		}
-	}
-	if tr.app != nil && tr.stopErr == nil && tr.poolStopped && !tr.hangFired() {
-		appClosed := tr.app.closedSeq.Load()
-		for _, r := range all {
-			if e := r.closeEnd.Load(); e != 0 && appClosed != 0 && e > appClosed {
-				tr.violate("closed-after-app-resource", "%v closed after the app-scoped resource it may use", r)
-			}
-		}
-	}
-}
-
-func (tr *trial) hangFired() bool {
-	tr.stats.mu.Lock()
-	defer tr.stats.mu.Unlock()
-	return tr.stats.m["cleanup-hang"] > 0
-}
-
-func transitive(r *res) []*res {
-	seen := map[*res]bool{}
-	var out []*res
-	var walk func(*res)
-	walk = func(x *res) {
-		for _, d := range x.deps {
-			if !seen[d] {
-				seen[d] = true
-				out = append(out, d)
-				walk(d)
-			}
-		}
-	}
-	walk(r)
-	return out
 }

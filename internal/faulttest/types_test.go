@@ -7,6 +7,8 @@ package faulttest
 import (
 	"context"
 	"reflect"
+
+	"github.com/fxpool/fxpool/resources"
 )
 
 type (
@@ -36,25 +38,25 @@ type (
 	X7 struct{ *res }
 )
 
-func (v *E0) Close() error                { return v.res.closeVia(viaMethod) }
-func (v *X0) Close(context.Context) error { return v.res.closeVia(viaMethod) }
-func (v *E1) Close() error                { return v.res.closeVia(viaMethod) }
-func (v *X1) Close(context.Context) error { return v.res.closeVia(viaMethod) }
-func (v *E2) Close() error                { return v.res.closeVia(viaMethod) }
-func (v *X2) Close(context.Context) error { return v.res.closeVia(viaMethod) }
-func (v *E3) Close() error                { return v.res.closeVia(viaMethod) }
-func (v *X3) Close(context.Context) error { return v.res.closeVia(viaMethod) }
-func (v *E4) Close() error                { return v.res.closeVia(viaMethod) }
-func (v *X4) Close(context.Context) error { return v.res.closeVia(viaMethod) }
-func (v *E5) Close() error                { return v.res.closeVia(viaMethod) }
-func (v *X5) Close(context.Context) error { return v.res.closeVia(viaMethod) }
-func (v *E6) Close() error                { return v.res.closeVia(viaMethod) }
-func (v *X6) Close(context.Context) error { return v.res.closeVia(viaMethod) }
-func (v *E7) Close() error                { return v.res.closeVia(viaMethod) }
-func (v *X7) Close(context.Context) error { return v.res.closeVia(viaMethod) }
+func (v *E0) Close() error                { return v.res.closeVia(viaCloseMethod) }
+func (v *X0) Close(context.Context) error { return v.res.closeVia(viaCloseMethod) }
+func (v *E1) Close() error                { return v.res.closeVia(viaCloseMethod) }
+func (v *X1) Close(context.Context) error { return v.res.closeVia(viaCloseMethod) }
+func (v *E2) Close() error                { return v.res.closeVia(viaCloseMethod) }
+func (v *X2) Close(context.Context) error { return v.res.closeVia(viaCloseMethod) }
+func (v *E3) Close() error                { return v.res.closeVia(viaCloseMethod) }
+func (v *X3) Close(context.Context) error { return v.res.closeVia(viaCloseMethod) }
+func (v *E4) Close() error                { return v.res.closeVia(viaCloseMethod) }
+func (v *X4) Close(context.Context) error { return v.res.closeVia(viaCloseMethod) }
+func (v *E5) Close() error                { return v.res.closeVia(viaCloseMethod) }
+func (v *X5) Close(context.Context) error { return v.res.closeVia(viaCloseMethod) }
+func (v *E6) Close() error                { return v.res.closeVia(viaCloseMethod) }
+func (v *X6) Close(context.Context) error { return v.res.closeVia(viaCloseMethod) }
+func (v *E7) Close() error                { return v.res.closeVia(viaCloseMethod) }
+func (v *X7) Close(context.Context) error { return v.res.closeVia(viaCloseMethod) }
 
-// menu[k][variant] is the pointer type of node k: variant 0 is Tk, 1 Ek, 2 Xk.
-var menu = [8][3]reflect.Type{
+// menu[k][closer] is the pointer type of node k: Tk, Ek or Xk.
+var menu = [8][numCloseKinds]reflect.Type{
 	{reflect.TypeFor[*T0](), reflect.TypeFor[*E0](), reflect.TypeFor[*X0]()},
 	{reflect.TypeFor[*T1](), reflect.TypeFor[*E1](), reflect.TypeFor[*X1]()},
 	{reflect.TypeFor[*T2](), reflect.TypeFor[*E2](), reflect.TypeFor[*X2]()},
@@ -63,4 +65,21 @@ var menu = [8][3]reflect.Type{
 	{reflect.TypeFor[*T5](), reflect.TypeFor[*E5](), reflect.TypeFor[*X5]()},
 	{reflect.TypeFor[*T6](), reflect.TypeFor[*E6](), reflect.TypeFor[*X6]()},
 	{reflect.TypeFor[*T7](), reflect.TypeFor[*E7](), reflect.TypeFor[*X7]()},
+}
+
+// checkOf makes a resources.Check for the menu type T that hands f its *res.
+func checkOf[T holder](f func(context.Context, *res) error) resources.Option {
+	return resources.Check(func(ctx context.Context, v T) error { return f(ctx, v.get()) })
+}
+
+// checks[k][closer] makes the health check of node k's type.
+var checks = [8][numCloseKinds]func(func(context.Context, *res) error) resources.Option{
+	{checkOf[*T0], checkOf[*E0], checkOf[*X0]},
+	{checkOf[*T1], checkOf[*E1], checkOf[*X1]},
+	{checkOf[*T2], checkOf[*E2], checkOf[*X2]},
+	{checkOf[*T3], checkOf[*E3], checkOf[*X3]},
+	{checkOf[*T4], checkOf[*E4], checkOf[*X4]},
+	{checkOf[*T5], checkOf[*E5], checkOf[*X5]},
+	{checkOf[*T6], checkOf[*E6], checkOf[*X6]},
+	{checkOf[*T7], checkOf[*E7], checkOf[*X7]},
 }
