@@ -276,10 +276,12 @@ func write(w io.Writer, r *results, m machine, command, summary string) {
 	}
 	fmt.Fprintln(w)
 
-	fmt.Fprintln(w, "## Targets (issue 5)")
+	fmt.Fprintln(w, "## Targets")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| target | measured | |")
-	fmt.Fprintln(w, "| --- | --- | --- |")
+	fmt.Fprintln(w, "Issue 13 (performance round 2), then the targets of issue 5 that still hold.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| issue | target | measured | |")
+	fmt.Fprintln(w, "| --- | --- | --- | --- |")
 	for _, t := range targets {
 		measured, ok, found := t.check(r)
 		verdict := "met"
@@ -292,6 +294,8 @@ func write(w io.Writer, r *results, m machine, command, summary string) {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", t.what, measured, verdict)
 	}
 	fmt.Fprintln(w)
+
+	writePaths(w, r)
 
 	var fns []string
 	byFn := map[string][]string{}
@@ -490,18 +494,112 @@ func allocsAtMost(full string, limit float64) func(*results) (string, bool, bool
 	return unitAtMost(full, "allocs/op", limit, fmtCount)
 }
 
-var targets = []target{
-	{"Go, trivial task, W=2: fxpool ≤ 1.2× floor", ratioAtMost("BenchmarkGo/W=2/task=trivial/impl=fxpool", 1.2)},
-	{"Go, trivial task, W=2: fxpool faster than every peer", fasterThanAll("BenchmarkGo/W=2/task=trivial/impl=fxpool")},
-	{"Go, trivial task, W=2: fxpool ≤ 1 alloc/op", allocsAtMost("BenchmarkGo/W=2/task=trivial/impl=fxpool", 1)},
-	{"Go, task capturing nothing, W=2: fxpool 0 allocs/op", allocsAtMost("BenchmarkGo/W=2/task=static/impl=fxpool", 0)},
-	{"Do, 64 callers, trivial task, W=2: fxpool ≤ 1.2× floor", ratioAtMost("BenchmarkDo/W=2/task=trivial/impl=fxpool", 1.2)},
-	{"Do, 64 callers, trivial task, W=64: fxpool ≤ 1.2× floor", ratioAtMost("BenchmarkDo/W=64/task=trivial/impl=fxpool", 1.2)},
-	{"Do, 64 callers, trivial task, W=2: fxpool ≤ 1 alloc/op", allocsAtMost("BenchmarkDo/W=2/task=trivial/impl=fxpool", 1)},
-	{"Resource per task, trivial task, W=2: fxpool ≥ 2× faster than puddle", speedup("BenchmarkResource/W=2/task=trivial/impl=fxpool", "BenchmarkResource/W=2/task=trivial/impl=puddle", 2)},
-	{"Resource per task, trivial task, W=64: fxpool ≥ 2× faster than puddle", speedup("BenchmarkResource/W=64/task=trivial/impl=fxpool", "BenchmarkResource/W=64/task=trivial/impl=puddle", 2)},
-	{"Start+stop 10,000 workers: fxpool ≤ 2× floor", ratioAtMost("BenchmarkStartStop/workers=10000/open=0/impl=fxpool", 2)},
-	{"Start 1,000 workers, 10 ms open: fxpool < 30 ms", unitAtMost("BenchmarkStartStop/workers=1000/open=10ms/impl=fxpool", "start-ns/op", 30e6, fmtDuration)},
-	{"Stop 1,000 workers, 10 ms close: fxpool < 30 ms", unitAtMost("BenchmarkStartStop/workers=1000/open=10ms/impl=fxpool", "stop-ns/op", 30e6, fmtDuration)},
-	{"Idle memory, 100,000 workers: fxpool ≤ 4 KiB/worker", unitAtMost("BenchmarkIdleMemory/workers=100000/impl=fxpool", "bytes/worker", 4096, fmtCount)},
+// ratioTo: name's ns/op is at most limit times other's, in the same run.
+func ratioTo(full, other string, limit float64) func(*results) (string, bool, bool) {
+	return func(r *results) (string, bool, bool) {
+		v, ok1 := r.median(full, "ns/op")
+		o, ok2 := r.median(other, "ns/op")
+		if !ok1 || !ok2 || o == 0 {
+			return "", false, false
+		}
+		return fmt.Sprintf("%.2f× %s", v/o, parseName(other).value("impl")), v/o <= limit, true
+	}
+}
+
+// unitRatioAtMost: name's median in unit is at most limit times its floor's.
+func unitRatioAtMost(full, unit string, limit float64) func(*results) (string, bool, bool) {
+	return func(r *results) (string, bool, bool) {
+		x, found := r.ratio(full, unit)
+		return fmt.Sprintf("%.2f× floor (%s)", x, unit), x <= limit, found
+	}
+}
+
+const (
+	goFig  = "BenchmarkGo/W=%d/task=%s/impl=%s"
+	doFig  = "BenchmarkDo/W=%d/task=%s/impl=%s"
+	mapFig = "BenchmarkMap/W=%d/task=%s/impl=%s"
+)
+
+// targets are issue 13's, then those of issue 5 that still hold the line.
+var targets = func() []target {
+	var ts []target
+	for _, w := range []int{2, 64} {
+		for _, task := range []string{"trivial", "static"} {
+			what := map[string]string{"trivial": "trivial task", "static": "task capturing nothing"}[task]
+			full := fmt.Sprintf(goFig, w, task, "fxpool")
+			ts = append(ts,
+				target{fmt.Sprintf("13 | Go, %s, W=%d: fxpool ≤ 1.2× floor", what, w), ratioAtMost(full, 1.2)},
+				target{fmt.Sprintf("13 | Go, %s, W=%d: fxpool faster than every peer", what, w), fasterThanAll(full)},
+			)
+		}
+	}
+	for _, w := range []int{2, 64} {
+		ts = append(ts, target{fmt.Sprintf("13 | Submit, 64 callers, trivial task, W=%d: ≤ 1.3× Do", w),
+			ratioTo(fmt.Sprintf(doFig, w, "trivial", "fxpool-submit"), fmt.Sprintf(doFig, w, "trivial", "fxpool"), 1.3)})
+	}
+	ts = append(ts, target{"13 | Submit: ≤ 2 allocs per task", allocsAtMost(fmt.Sprintf(doFig, 2, "trivial", "fxpool-submit"), 2)})
+	for _, w := range []int{2, 64} {
+		ts = append(ts, target{fmt.Sprintf("13 | Map, ~1µs task, W=%d: ≤ 1.3× floor", w), ratioAtMost(fmt.Sprintf(mapFig, w, "1us", "fxpool"), 1.3)})
+	}
+	ts = append(ts,
+		target{"13 | Map: ≤ 1 alloc per element", allocsAtMost(fmt.Sprintf(mapFig, 2, "1us", "fxpool"), 1)},
+		target{"13 | Start+stop 10,000 workers: fxpool ≤ 2× floor", ratioAtMost("BenchmarkStartStop/workers=10000/open=0/impl=fxpool", 2)},
+		target{"13 | Idle worker: fxpool ≤ 1.15× floor", unitRatioAtMost("BenchmarkIdleMemory/workers=100000/impl=fxpool", "bytes/worker", 1.15)},
+		target{"5 | Go, task capturing nothing, W=2: fxpool 0 allocs/op", allocsAtMost(fmt.Sprintf(goFig, 2, "static", "fxpool"), 0)},
+		target{"5 | Do, 64 callers, trivial task, W=2: fxpool ≤ 1.2× floor", ratioAtMost(fmt.Sprintf(doFig, 2, "trivial", "fxpool"), 1.2)},
+		target{"5 | Do, 64 callers, trivial task, W=64: fxpool ≤ 1.2× floor", ratioAtMost(fmt.Sprintf(doFig, 64, "trivial", "fxpool"), 1.2)},
+		target{"5 | Do, 64 callers, trivial task, W=2: fxpool ≤ 1 alloc/op", allocsAtMost(fmt.Sprintf(doFig, 2, "trivial", "fxpool"), 1)},
+		target{"5 | Resource per task, trivial task, W=2: fxpool ≥ 2× faster than puddle", speedup("BenchmarkResource/W=2/task=trivial/impl=fxpool", "BenchmarkResource/W=2/task=trivial/impl=puddle", 2)},
+		target{"5 | Resource per task, trivial task, W=64: fxpool ≥ 2× faster than puddle", speedup("BenchmarkResource/W=64/task=trivial/impl=fxpool", "BenchmarkResource/W=64/task=trivial/impl=puddle", 2)},
+		target{"5 | Start 1,000 workers, 10 ms open: fxpool < 30 ms", unitAtMost("BenchmarkStartStop/workers=1000/open=10ms/impl=fxpool", "start-ns/op", 30e6, fmtDuration)},
+		target{"5 | Stop 1,000 workers, 10 ms close: fxpool < 30 ms", unitAtMost("BenchmarkStartStop/workers=1000/open=10ms/impl=fxpool", "stop-ns/op", 30e6, fmtDuration)},
+		target{"5 | Idle memory, 100,000 workers: fxpool ≤ 4 KiB/worker", unitAtMost("BenchmarkIdleMemory/workers=100000/impl=fxpool", "bytes/worker", 4096, fmtCount)},
+	)
+	return ts
+}()
+
+// writePaths puts each new path (an impl named fxpool-<path>) next to the
+// old one (impl=fxpool) of the same figure, and a Group next to errgroup.
+func writePaths(w io.Writer, r *results) {
+	type row struct{ figure, path, old string }
+	var rows []row
+	for _, full := range r.order {
+		n := parseName(full)
+		impl := n.value("impl")
+		path, ok := strings.CutPrefix(impl, "fxpool-")
+		if !ok || n.fn == "BenchmarkRestart" {
+			continue
+		}
+		fig := n.without("impl")
+		rows = append(rows, row{fig, full, fig + "/impl=fxpool"})
+		if path == "group" {
+			rows = append(rows, row{fig, full, fig + "/impl=errgroup"})
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "## New paths against the old, same run")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Each path of the task API v2 and of LockOSThread against the path it extends, in the same")
+	fmt.Fprintln(w, "figure: ctxvalue is Go with a context carrying a value against Go with context.Background;")
+	fmt.Fprintln(w, "ctxcancel, Do with a cancellable context against Do with context.Background; submit, Submit")
+	fmt.Fprintln(w, "and Future.Wait against Do; goreport, GoReport against Go; group, one Group.Go per task")
+	fmt.Fprintln(w, "against Go and against errgroup; locked, dispatch to workers under LockOSThread against")
+	fmt.Fprintln(w, "unlocked ones.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| figure | path | ns/op | against | its ns/op | ratio | allocs/op | its allocs/op |")
+	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- |")
+	for _, rw := range rows {
+		v, ok1 := r.median(rw.path, "ns/op")
+		o, ok2 := r.median(rw.old, "ns/op")
+		if !ok1 || !ok2 || o == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.2f | %s | %s |\n",
+			strings.TrimPrefix(rw.figure, "Benchmark"), parseName(rw.path).value("impl"), fmtDuration(v),
+			parseName(rw.old).value("impl"), fmtDuration(o), v/o,
+			value(r, rw.path, "allocs/op", fmtCount), value(r, rw.old, "allocs/op", fmtCount))
+	}
+	fmt.Fprintln(w)
 }

@@ -13,6 +13,7 @@ BenchmarkGo/W=2/task=trivial/impl=floor-2    1000   100.0 ns/op   24 B/op   1 al
 BenchmarkGo/W=2/task=trivial/impl=floor-2    1000   110.0 ns/op   24 B/op   1 allocs/op
 BenchmarkGo/W=2/task=trivial/impl=floor-2    1000    90.0 ns/op   24 B/op   1 allocs/op
 BenchmarkGo/W=2/task=trivial/impl=fxpool-2   1000   115.0 ns/op   24 B/op   1 allocs/op
+BenchmarkGo/W=2/task=trivial/impl=fxpool-ctxvalue-2   1000   230.0 ns/op   56 B/op   2 allocs/op
 BenchmarkGo/W=2/task=trivial/impl=pond-2     1000   200.0 ns/op   41 B/op   1 allocs/op
 BenchmarkRestart/W=2/task=trivial/broken=0%/impl=fxpool-2  10  100 ns/op  0 B/op  0 allocs/op
 BenchmarkRestart/W=2/task=trivial/broken=1%/impl=fxpool-2  10  300 ns/op  9 B/op  0 allocs/op
@@ -60,10 +61,12 @@ func TestWrite(t *testing.T) {
 	write(&sb, r, machine{goVersion: "go1.26", cpu: r.cpu, cores: 2, procs: 2}, "./run", "summary")
 	out := sb.String()
 	for _, want := range []string{
-		"| Go, trivial task, W=2: fxpool ≤ 1.2× floor | 1.15× floor | met |",
-		"| Go, trivial task, W=2: fxpool faster than every peer | 115 ns vs fastest peer (pond) 200 ns | met |",
-		"| Stop 1,000 workers, 10 ms close: fxpool < 30 ms | 35.0 ms stop | **missed** |",
-		"| Idle memory, 100,000 workers: fxpool ≤ 4 KiB/worker | not measured | — |",
+		"| 13 | Go, trivial task, W=2: fxpool ≤ 1.2× floor | 1.15× floor | met |",
+		"| 13 | Go, trivial task, W=2: fxpool faster than every peer | 115 ns vs fastest peer (pond) 200 ns | met |",
+		"| 13 | Submit, 64 callers, trivial task, W=2: ≤ 1.3× Do | not measured | — |",
+		"| 5 | Stop 1,000 workers, 10 ms close: fxpool < 30 ms | 35.0 ms stop | **missed** |",
+		"| 5 | Idle memory, 100,000 workers: fxpool ≤ 4 KiB/worker | not measured | — |",
+		"| Go/W=2/task=trivial | fxpool-ctxvalue | 230 ns | fxpool | 115 ns | 2.00 | 2 | 1 |",
 		"| W=2/task=trivial | fxpool | 115 ns | 1.15 | 1 | 24 |",
 		"| W=2/task=trivial/impl=fxpool | 1% | 300 ns | 3.00 |",
 		"summary",
