@@ -3,8 +3,10 @@ package workerpool
 // Capacity is how much a pool can hold: a feeder sizes its window of tasks
 // submitted and not yet finished with it.
 type Capacity struct {
-	// Workers is the number of workers now: for an elastic pool, those
-	// open; for a fixed one, its size (see [Pool.Resize]).
+	// Workers is the number of workers the pool means to run now: for an
+	// elastic pool, those open or opening; for a fixed one, its size, as
+	// [Pool.Resize] last set it (workers it removed may still be finishing
+	// a task). 0 once the pool has stopped.
 	Workers int
 	// MaxWorkers is the most workers the pool runs at once: Elastic's max,
 	// or the fixed pool's size.
@@ -21,6 +23,13 @@ func (c Capacity) InFlight() int { return c.MaxWorkers + c.Queue }
 // Capacity returns the pool's capacity. It does not block.
 func (p *Pool[R]) Capacity() Capacity {
 	c := Capacity{Queue: cap(p.q)}
+	if p.current() == stateStopped {
+		c.MaxWorkers = len(p.all())
+		if p.elastic == nil {
+			c.MaxWorkers = p.cfg.workers
+		}
+		return c
+	}
 	if e := p.elastic; e != nil {
 		e.mu.Lock()
 		c.Workers = e.live

@@ -25,8 +25,8 @@ type Group[R any] struct {
 }
 
 // Group returns a new group of tasks on p, and the context of its tasks,
-// derived from ctx: it is cancelled when a task of the group fails, when
-// Wait returns, or when ctx ends. A nil ctx fails the group at once with
+// derived from ctx: it is cancelled when a task of the group fails (its
+// cause is then that first error), when Wait returns, or when ctx ends. A nil ctx fails the group at once with
 // [ErrNilContext]. Each task's context also ends when the
 // pool's stop says so.
 func (p *Pool[R]) Group(ctx context.Context) (*Group[R], context.Context) {

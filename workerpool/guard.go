@@ -25,9 +25,14 @@ import (
 // pool's OnStop, that hook waits for the stop already under way. Without a
 // deadline on the app's stop, StopGuard does nothing.
 //
-// What remains: a pool that stops on its own refuses the tasks of the hooks
-// still stopping before it (they get ErrClosed), and nothing guards an app
-// whose invokes append hooks after StopGuard's.
+// What remains: StopGuard guards pools only. If the slow hook still takes
+// the whole budget, fx skips every hook after it all the same, the
+// app-scoped resources the pools flushed into included (a store that must
+// sync on close): bound the slow hook itself, as examples/httpserver
+// bounds its server's graceful Shutdown. A pool that stops on its own
+// refuses the tasks of the hooks still stopping before it (they get
+// ErrClosed), and nothing guards an app whose invokes append hooks after
+// StopGuard's.
 func StopGuard() fx.Option {
 	return fx.Invoke(func(lc fx.Lifecycle, reg *Registry) {
 		lc.Append(fx.Hook{OnStop: func(ctx context.Context) error {

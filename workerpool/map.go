@@ -34,12 +34,14 @@ func (o inFlightOption) String() string        { return "workerpool.InFlight(" +
 // when the loop ends. A failed task yields its error and the loop goes on;
 // a failure to submit (the pool stopped, ctx ended) yields that error and
 // ends the loop, and so does ctx ending while Map waits for a result. A nil
-// ctx, f or option yields one error ([ErrNilContext], [ErrNilTask]).
+// ctx, pool, sequence, f or option yields one error ([ErrNilContext],
+// [ErrNilTask] for f).
 //
 // When the loop ends — early, on an error, or by a panic in its body — Map
 // has cancelled the tasks still queued (they will not run) and waited for
 // every task of its own that had begun: none of f's calls keeps running
-// behind it.
+// behind it. That wait comes first: an f that ignores its context holds
+// the end of the loop, after its error was yielded, until it returns.
 func Map[R, In, Out any](ctx context.Context, p *Pool[R], in iter.Seq[In], f func(context.Context, R, In) (Out, error), opts ...MapOption) iter.Seq2[Out, error] {
 	var zero Out
 	fail := func(err error) iter.Seq2[Out, error] {
@@ -48,7 +50,11 @@ func Map[R, In, Out any](ctx context.Context, p *Pool[R], in iter.Seq[In], f fun
 	switch {
 	case ctx == nil:
 		return fail(ErrNilContext)
-	case f == nil || in == nil:
+	case p == nil:
+		return fail(fmt.Errorf("workerpool: Map: nil pool"))
+	case in == nil:
+		return fail(fmt.Errorf("workerpool: Map: nil input sequence"))
+	case f == nil:
 		return fail(ErrNilTask)
 	}
 	cfg := mapConfig{inFlight: 2 * p.Capacity().MaxWorkers}

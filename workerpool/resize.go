@@ -47,13 +47,11 @@ func (p *Pool[R]) Resize(n int) error {
 	}
 	p.mu.Unlock()
 	if delta < 0 {
+		// The excess first, then the wake: a worker looks at the channel
+		// before the excess (see next), so none misses both.
 		p.excess.Add(int32(-delta))
-		for range -delta { // wake workers that wait for a task
-			select {
-			case p.shrink <- struct{}{}:
-			default:
-			}
-		}
+		woken := make(chan struct{})
+		close(*p.shrink.Swap(&woken))
 	}
 	return nil
 }
@@ -103,6 +101,9 @@ func (w *worker[R]) openLater() bool {
 // retireExcess reports whether this worker retires because Resize asked
 // for fewer workers, and takes its share of the excess if so.
 func (p *Pool[R]) retireExcess() bool {
+	if p.excess.Load() <= 0 {
+		return false
+	}
 	for {
 		e := p.excess.Load()
 		if e <= 0 {

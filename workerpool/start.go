@@ -77,20 +77,25 @@ func (p *Pool[R]) start(ctx context.Context) error {
 
 	var (
 		failures []error
+		cut      []error // workers whose open the start's end cut short
 		opened   = 0
 		reported = 0
 		cause    error // why the start gave up, if not a failed open
 	)
 	// consider takes a worker's report; an error caused by the start giving
-	// up is not the worker's failure.
+	// up is not the worker's failure, but says what it was opening.
 	consider := func(r openResult) {
 		reported++
+		var never *neverBegan
 		switch {
 		case r.err == nil:
 			opened++
+		case errors.As(r.err, &never):
 		case context.Cause(openCtx) == nil || !errors.Is(r.err, context.Cause(openCtx)):
 			failures = append(failures, &workerError{r.id, r.err})
 			cancelOpen(r.err) // the others give up
+		default:
+			cut = append(cut, &workerError{r.id, fmt.Errorf("was opening: %w", r.err)})
 		}
 	}
 	for reported < n && cause == nil && len(failures) == 0 {
@@ -157,7 +162,7 @@ func (p *Pool[R]) start(ctx context.Context) error {
 	if len(failures) > 0 {
 		head = fmt.Errorf("workerpool: pool %q: start: %w", p.name, errors.Join(failures...))
 	} else {
-		head = fmt.Errorf("workerpool: pool %q: start: %w", p.name, errors.Join(cause, p.stuck(n)))
+		head = fmt.Errorf("workerpool: pool %q: start: %w", p.name, errors.Join(append([]error{cause, p.stuck(n)}, cut...)...))
 	}
 	errs := []error{head}
 	if err := p.waitWorkers(rb, p.all()[:n]); err != nil {
@@ -226,10 +231,17 @@ func (w *worker[R]) openAtStart(run *startRun) bool {
 	case run.sem <- struct{}{}:
 	case <-run.ctx.Done():
 		w.report = nil
-		return report(fmt.Errorf("never began opening: %w", context.Cause(run.ctx)))
+		return report(&neverBegan{context.Cause(run.ctx)})
 	}
 	defer func() { <-run.sem }() // a Goexit too lets the next worker open
 	err := w.open(run.ctx)
 	w.report = nil
 	return report(err)
 }
+
+// neverBegan is the report of a worker whose open the start gave up on
+// before it began (StartConcurrency).
+type neverBegan struct{ cause error }
+
+func (e *neverBegan) Error() string { return "never began opening: " + e.cause.Error() }
+func (e *neverBegan) Unwrap() error { return e.cause }

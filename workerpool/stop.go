@@ -99,12 +99,7 @@ func (p *Pool[R]) shutdown(ctx context.Context, policy StopPolicy) error {
 	defer cancelClose()
 
 	// Feeders stop feeding while the pool still takes their last tasks.
-	var errs []error
-	for _, stop := range feeders {
-		if err := p.guardErr("a feeder's stop", func() error { return stop(drainCtx) }); err != nil {
-			errs = append(errs, fmt.Errorf("feeder: %w", err))
-		}
-	}
+	errs := p.stopFeeders(drainCtx, feeders)
 	p.transition(stateDraining, stateStopping, stateFailed)
 	switch policy {
 	case Cancel:
@@ -153,6 +148,28 @@ func (p *Pool[R]) pills() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.size // workers above it retire on their own (see Resize)
+}
+
+// stopFeeders stops every feeder, one after another, and returns their
+// errors, each naming its feeder by the order it was added. A feeder's stop
+// runs on a goroutine of its own, waited for until ctx ends: one that
+// ignores ctx is reported as stuck, and the stop goes on.
+func (p *Pool[R]) stopFeeders(ctx context.Context, feeders []func(context.Context) error) []error {
+	var errs []error
+	for i, stop := range feeders {
+		done := make(chan error, 1)
+		go func() { done <- p.guardErr("its stop", func() error { return stop(ctx) }) }()
+		var err error
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("stuck in its stop, which ignores its context: %w", context.Cause(ctx))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("feeder %d: %w", i+1, err))
+		}
+	}
+	return errs
 }
 
 // dropQueued makes workers report queued tasks as not run, and cancels the

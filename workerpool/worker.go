@@ -177,37 +177,46 @@ func (w *worker[R]) serve() (context.Context, context.CancelFunc) {
 			return t.ctx, func() {}
 		}
 		w.handle(t)
-		if w.p.excess.Load() > 0 && w.p.retireExcess() {
-			return w.p.closeContext() // Resize asked for fewer workers
-		}
 	}
 }
 
 // next waits for a task. It reports false if the worker is to end without
-// a pill: an elastic worker that retires, or any once the stop gave up.
+// a pill: an elastic worker that retires, a worker a Resize removed, or any
+// once the stop gave up.
 func (w *worker[R]) next() (task[R], bool) {
 	p := w.p
-	select {
-	case t := <-p.q:
-		return t, true
-	default:
-	}
 	if p.elastic != nil {
 		return w.nextElastic()
 	}
-	if p.cfg.queue == 0 {
-		p.idle.Add(1) // TryGo gives a worker about to wait a moment
-		defer p.idle.Add(-1)
-	}
 	for {
+		// The wake channel before the excess: Resize adds to the excess
+		// before it closes the channel, so a worker sees one or the other.
+		shrink := *p.shrink.Load()
+		if p.retireExcess() {
+			return task[R]{}, false
+		}
 		select {
 		case t := <-p.q:
 			return t, true
+		default:
+		}
+		if p.cfg.queue == 0 {
+			p.idle.Add(1) // TryGo gives a worker about to wait a moment
+		}
+		select {
+		case t := <-p.q:
+			if p.cfg.queue == 0 {
+				p.idle.Add(-1)
+			}
+			return t, true
 		case <-p.abandon:
+			if p.cfg.queue == 0 {
+				p.idle.Add(-1)
+			}
 			return task[R]{}, false
-		case <-p.shrink:
-			if p.retireExcess() {
-				return task[R]{}, false
+		case <-shrink:
+			if p.cfg.queue == 0 {
+				p.idle.Add(-1)
 			}
 		}
 	}
@@ -360,7 +369,7 @@ func (w *worker[R]) doing() string {
 		if w.busy() {
 			return "in a task that ignores its context"
 		}
-		return "waiting for a task"
+		return "idle, never reached by the stop"
 	case phaseChecking:
 		return "in a health check of its resources"
 	case phaseClosing:
