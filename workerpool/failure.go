@@ -76,3 +76,13 @@ func (p *Pool[R]) guardErr(callback string, f func() error) error {
 	}
 	return err
 }
+
+// tell gives a task's outcome to whoever waits for it. A GoReport's report
+// is the user's code: a panic in it is logged, never a crash.
+func (p *Pool[R]) tell(t task[R], o Outcome, err error) {
+	if f, ok := t.res.(reportFunc); ok {
+		p.guard("a GoReport report", func() { f(o, err) })
+		return
+	}
+	t.res.finish(o, err)
+}

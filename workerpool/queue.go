@@ -294,7 +294,7 @@ func (p *Pool[R]) sweep() {
 func (p *Pool[R]) drop(t task[R]) {
 	p.dropped.Add(1)
 	if t.res != nil {
-		t.res.finish(NotRun, ErrClosed)
+		p.tell(t, NotRun, ErrClosed)
 	} else {
 		p.handle(fmt.Errorf("workerpool: pool %q: task not run: %w", p.name, ErrClosed))
 	}

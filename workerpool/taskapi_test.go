@@ -545,3 +545,42 @@ func TestMapV2(t *testing.T) {
 		}
 	})
 }
+
+func TestCallbacksThatMisbehave(t *testing.T) {
+	t.Run("PanicInAReport", func(t *testing.T) {
+		p, _ := start[resources.Worker](t, workerpool.Workers(1))
+		if err := p.GoReport(t.Context(), func(context.Context, resources.Worker) error { return nil },
+			func(workerpool.Outcome, error) { panic("the feeder's bug") }); err != nil {
+			t.Fatal(err)
+		}
+		// The worker survived: it runs the next task.
+		if err := p.Do(t.Context(), func(context.Context, resources.Worker) error { return nil }); err != nil {
+			t.Errorf("Do after a panicking report = %v", err)
+		}
+	})
+	t.Run("GoexitInTheErrorHandlerClosesTheResourcesOnce", func(t *testing.T) {
+		var opened, closed atomic.Int32
+		type Res struct{}
+		p, app := start[*Res](t,
+			workerpool.Workers(1),
+			workerpool.RestartBackoff(time.Millisecond, time.Millisecond),
+			workerpool.ErrorHandler(func(error) { runtime.Goexit() }),
+			workerpool.Resources(resources.PerWorker(func() (*Res, func(), error) {
+				opened.Add(1)
+				return &Res{}, func() { closed.Add(1) }, nil
+			})),
+		)
+		if err := p.Go(t.Context(), func(context.Context, *Res) error { return errors.New("to the handler") }); err != nil {
+			t.Fatal(err)
+		}
+		within(t, "the worker after a Goexit in its ErrorHandler", func() {
+			if err := p.Do(t.Context(), func(context.Context, *Res) error { return nil }); err != nil {
+				t.Errorf("Do = %v", err)
+			}
+		})
+		app.RequireStop()
+		if o, c := opened.Load(), closed.Load(); o != 2 || c != 2 {
+			t.Errorf("%d opened, %d closed; want 2 and 2: the resources of the Goexit's worker closed once, then reopened", o, c)
+		}
+	})
+}

@@ -137,23 +137,30 @@ func (w *worker[R]) goexited() {
 		})
 		return
 	}
-	// A Goexit outside a task — in a constructor, a cleanup or a check —
-	// loses what it was doing: the worker goes on without those resources,
-	// and the Goexit is an error of what it interrupted.
-	err := fmt.Errorf("a constructor, cleanup or check of worker %d called runtime.Goexit; resources it left open are abandoned: %w", w.id, ErrGoexit)
+	// A Goexit outside a task — in a constructor, a cleanup, a health check
+	// or a callback — loses what it was doing: a constructor's partly
+	// opened resources, a cleanup's remaining ones. The Goexit is an error
+	// of what it interrupted, and the worker goes on as after a failed
+	// open, backed off.
+	err := fmt.Errorf("a constructor, cleanup, check or callback of worker %d called runtime.Goexit; resources it left open are abandoned: %w", w.id, ErrGoexit)
 	p.log.Error("runtime.Goexit outside a task", zap.Int("worker", w.id), zap.Int("generation", w.gen), zap.Error(err))
-	w.scope = nil
-	w.phase.Store(phaseRebuilding)
 	switch {
-	case w.final: // closing for good
+	case w.final: // closing for good: what is left of the scope is lost
+		w.scope = nil
 		w.err = errors.Join(w.err, err)
 		p.spawn(w, func() bool { return false })
 	case w.report != nil: // opening for the start
 		report := w.report
 		w.report = nil
 		p.spawn(w, func() bool { return report(err) })
-	default: // opening or closing for a rebuild: a failed open, backed off
+	default: // opening, closing or checking for a rebuild, or in a callback
+		w.phase.Store(phaseRebuilding)
 		p.spawn(w, func() bool {
+			if w.scope != nil { // intact after a callback; a no-op if a cleanup was running
+				ctx, cancel := p.closeContext()
+				_ = w.close(ctx)
+				cancel()
+			}
 			if p.countRestart(err) && p.sleep(p.cfg.backoffMax) {
 				w.reopen(restart, err)
 			}
@@ -247,7 +254,7 @@ func (w *worker[R]) handle(t task[R]) {
 		ctx = &valuesCtx{Context: p.tasks, values: t.ctx}
 	case ctxBound:
 		if err := context.Cause(t.ctx); err != nil {
-			t.res.finish(NotRun, err) // its submitter gave up on it
+			p.tell(t, NotRun, err) // its submitter gave up on it
 			return
 		}
 		var cancel context.CancelCauseFunc
@@ -337,7 +344,7 @@ func (w *worker[R]) after(t task[R], err error, faulted bool) {
 		}
 	}
 	if t.res != nil {
-		t.res.finish(outcome, err)
+		p.tell(t, outcome, err)
 	} else if err != nil {
 		p.handle(err)
 	}
