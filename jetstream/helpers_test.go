@@ -132,7 +132,9 @@ func startPool(t *testing.T, n int) *workerpool.Pool[resources.Worker] {
 }
 
 // ids decodes a message as its number.
-func ids() jetstream.Decoder[int] { return func(b []byte) (int, error) { return strconv.Atoi(string(b)) } }
+func ids() jetstream.Decoder[int] {
+	return func(b []byte) (int, error) { return strconv.Atoi(string(b)) }
+}
 
 // seen counts how often each number was handled.
 type seen struct {
