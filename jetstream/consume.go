@@ -242,9 +242,8 @@ type Consumer struct {
 	// For the barrier at the stop: the reply subject of the last message
 	// acked or Term'd, or else of the last Nak'd and its Nak.
 	lastFinal, lastNak string
-	lastNakBody        []byte
-	stats     Stats
-	emptied   chan struct{} // closed when pending empties, if someone waits
+	stats              Stats
+	emptied            chan struct{} // closed when pending empties, if someone waits
 
 	freed    chan struct{} // a slot of the window was freed (size 1)
 	stopOnce sync.Once
