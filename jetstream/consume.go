@@ -110,7 +110,10 @@ func Consume[R, M any](stream, consumer string, decode Decoder[M], handle Handle
 	if cfg.poolName != "" {
 		poolTag = fmt.Sprintf("name:%q", cfg.poolName)
 	}
-	invoke := func(lc fx.Lifecycle, pool *workerpool.Pool[R], conn *Conn, log *zap.Logger) {
+	// The connection first: when neither was built before, the pool's hooks
+	// then come after the connection's, and the app stops the consumer,
+	// the pool, the connection and the server, in that order.
+	invoke := func(lc fx.Lifecycle, conn *Conn, pool *workerpool.Pool[R], log *zap.Logger) {
 		if log != nil && cfg.logger == nil {
 			cfg.logger = log.Named("jetstream").With(zap.String("stream", stream), zap.String("consumer", consumer))
 		}
@@ -129,7 +132,7 @@ func Consume[R, M any](stream, consumer string, decode Decoder[M], handle Handle
 			},
 		})
 	}
-	return fx.Invoke(fx.Annotate(invoke, fx.ParamTags("", poolTag, "", `optional:"true"`)))
+	return fx.Invoke(fx.Annotate(invoke, fx.ParamTags("", "", poolTag, `optional:"true"`)))
 }
 
 // Start starts consuming from the durable pull consumer named consumer on
