@@ -304,10 +304,12 @@ func (c *Consumer) pullLoop() {
 	defer close(c.loopDone)
 	retry := c.cfg.backoffMin
 	for !c.stopping() {
+		// Pull once half the window is free, not for every slot: one pull
+		// request per message would cost a round trip each.
 		c.mu.Lock()
 		free := c.cfg.window - len(c.pending)
 		c.mu.Unlock()
-		if free <= 0 {
+		if free <= 0 || free < (c.cfg.window+1)/2 {
 			select {
 			case <-c.freed:
 			case <-c.stopPull:
