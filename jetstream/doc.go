@@ -52,9 +52,9 @@
 //
 // A consumer holds at most [Window] messages un-settled, by default the
 // pool's capacity ([workerpool.Capacity.InFlight]), so that handing one to
-// the pool never blocks. It pulls only the free part of its window, with
-// one pull request at a time that expires after [FetchExpiry], and retries
-// every error but its own stop, with backoff. The consumer's MaxAckPending
+// the pool never blocks. It pulls the free part of its window once at least
+// half of it is free, with one pull request at a time that expires after
+// [FetchExpiry], and retries every error but its own stop, with backoff. The consumer's MaxAckPending
 // on the server must cover the windows of every process that consumes from
 // it.
 //
