@@ -63,10 +63,15 @@ func Dial(url string, srv InProcess, opts ...nats.Option) (*Conn, error) {
 }
 
 // Close flushes what the connection has buffered — acks included — within
-// ctx, then closes it. It returns the flush's error.
+// ctx (or ten seconds, if ctx has no deadline), then closes it. It returns the flush's error.
 func (c *Conn) Close(ctx context.Context) error {
 	var err error
 	if !c.nc.IsClosed() {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+		}
 		if err = c.nc.FlushWithContext(ctx); err != nil {
 			err = fmt.Errorf("jetstream: flush before close: %w", err)
 		}

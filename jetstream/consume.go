@@ -110,7 +110,10 @@ func Consume[R, M any](stream, consumer string, decode Decoder[M], handle Handle
 	if cfg.poolName != "" {
 		poolTag = fmt.Sprintf("name:%q", cfg.poolName)
 	}
-	invoke := func(lc fx.Lifecycle, pool *workerpool.Pool[R], conn *Conn, log *zap.Logger) {
+	// The connection first: when neither was built before, the pool's hooks
+	// then come after the connection's, and the app stops the consumer,
+	// the pool, the connection and the server, in that order.
+	invoke := func(lc fx.Lifecycle, conn *Conn, pool *workerpool.Pool[R], log *zap.Logger) {
 		if log != nil && cfg.logger == nil {
 			cfg.logger = log.Named("jetstream").With(zap.String("stream", stream), zap.String("consumer", consumer))
 		}
@@ -129,7 +132,7 @@ func Consume[R, M any](stream, consumer string, decode Decoder[M], handle Handle
 			},
 		})
 	}
-	return fx.Invoke(fx.Annotate(invoke, fx.ParamTags("", poolTag, "", `optional:"true"`)))
+	return fx.Invoke(fx.Annotate(invoke, fx.ParamTags("", "", poolTag, `optional:"true"`)))
 }
 
 // Start starts consuming from the durable pull consumer named consumer on
@@ -239,9 +242,11 @@ type Consumer struct {
 	mu        sync.Mutex
 	pending   map[*delivery]struct{} // fetched and not settled
 	maxWindow int
-	lastReply string // reply subject of the last settle, for the barrier
-	stats     Stats
-	emptied   chan struct{} // closed when pending empties, if someone waits
+	// For the barrier at the stop: the reply subject of the last message
+	// acked or Term'd, or else of the last Nak'd and its Nak.
+	lastFinal, lastNak string
+	stats              Stats
+	emptied            chan struct{} // closed when pending empties, if someone waits
 
 	freed    chan struct{} // a slot of the window was freed (size 1)
 	stopOnce sync.Once
@@ -299,10 +304,12 @@ func (c *Consumer) pullLoop() {
 	defer close(c.loopDone)
 	retry := c.cfg.backoffMin
 	for !c.stopping() {
+		// Pull once half the window is free, not for every slot: one pull
+		// request per message would cost a round trip each.
 		c.mu.Lock()
 		free := c.cfg.window - len(c.pending)
 		c.mu.Unlock()
-		if free <= 0 {
+		if free <= 0 || free < (c.cfg.window+1)/2 {
 			select {
 			case <-c.freed:
 			case <-c.stopPull:
@@ -354,7 +361,7 @@ func (c *Consumer) receive(msg natsjs.Msg) {
 func (c *Consumer) settle(d *delivery, o workerpool.Outcome, err error) {
 	switch {
 	case o == workerpool.Succeeded:
-		c.finish(d, func() error { return d.msg.Ack() }, func(s *Stats) { s.Acked++ })
+		c.finish(d, acked, d.msg.Ack)
 		return
 	case o == workerpool.NotRun:
 		c.nak(d, time.Nanosecond)
@@ -393,11 +400,11 @@ func (c *Consumer) backoff(attempt int) time.Duration {
 // nak hands a delivery back with a delay. Always a delay: a plain Nak lives
 // only in the server's memory, and a server that restarts forgets it.
 func (c *Consumer) nak(d *delivery, delay time.Duration) {
-	c.finish(d, func() error { return d.msg.NakWithDelay(max(delay, time.Nanosecond)) }, func(s *Stats) { s.Naked++ })
+	c.finish(d, naked, func() error { return d.msg.NakWithDelay(max(delay, time.Nanosecond)) })
 }
 
 func (c *Consumer) term(d *delivery, reason string, cause error) {
-	if c.finish(d, func() error { return d.msg.TermWithReason(reason) }, func(s *Stats) { s.Termed++ }) {
+	if c.finish(d, termed, func() error { return d.msg.TermWithReason(reason) }) {
 		c.log.Warn("message terminated", zap.String("subject", d.msg.Subject()),
 			zap.Uint64("stream_seq", d.meta.Sequence.Stream), zap.String("reason", reason))
 		if c.cfg.deadLetter != nil {
@@ -418,9 +425,17 @@ func (c *Consumer) deadLetter(d *delivery, reason string, cause error) {
 	c.cfg.deadLetter(ctx, dl)
 }
 
+type settleKind int
+
+const (
+	acked settleKind = iota
+	naked
+	termed
+)
+
 // finish settles d with send, exactly once: it reports whether this call
 // did. The delivery's lock keeps a heartbeat from following the settle.
-func (c *Consumer) finish(d *delivery, send func() error, count func(*Stats)) bool {
+func (c *Consumer) finish(d *delivery, kind settleKind, send func() error) bool {
 	d.mu.Lock()
 	if d.settled {
 		d.mu.Unlock()
@@ -439,9 +454,18 @@ func (c *Consumer) finish(d *delivery, send func() error, count func(*Stats)) bo
 		close(c.emptied)
 		c.emptied = nil
 	}
-	count(&c.stats)
-	if err == nil {
-		c.lastReply = d.msg.Reply()
+	switch kind {
+	case acked:
+		c.stats.Acked++
+	case naked:
+		c.stats.Naked++
+	case termed:
+		c.stats.Termed++
+	}
+	if err == nil && kind == naked {
+		c.lastNak = d.msg.Reply()
+	} else if err == nil {
+		c.lastFinal = d.msg.Reply()
 	}
 	c.mu.Unlock()
 	select {
@@ -578,14 +602,24 @@ func (c *Consumer) stop(ctx context.Context) error {
 	c.hbOnce.Do(func() { close(c.hbStop) })
 	<-c.hbDone
 
+	// A barrier: the server answers a request on an ack subject once it
+	// has processed every ack this connection sent before it. An
+	// in-progress notice for a message acked or Term'd does nothing else
+	// (for one that is Nak'd, it would undo the Nak: its Nak is repeated).
 	c.mu.Lock()
-	reply := c.lastReply
+	reply, body := c.lastFinal, []byte("+WPI")
+	if reply == "" {
+		reply, body = c.lastNak, []byte(`-NAK {"delay": 1}`)
+	}
 	c.mu.Unlock()
 	if reply != "" && !c.nc.IsClosed() {
-		// A barrier: the server answers once it has processed every ack
-		// this connection sent before it. An in-progress notice for a
-		// settled message does nothing else.
-		if _, err := c.nc.RequestWithContext(ctx, reply, []byte("+WPI")); err != nil {
+		bctx, cancel := ctx, context.CancelFunc(func() {})
+		if _, ok := ctx.Deadline(); !ok {
+			bctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		}
+		_, err := c.nc.RequestWithContext(bctx, reply, body)
+		cancel()
+		if err != nil {
 			errs = append(errs, fmt.Errorf("jetstream: consumer %s: waiting for the server to take the acks: %w", c.name, err))
 		}
 	}

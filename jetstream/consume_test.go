@@ -36,10 +36,12 @@ func consume(t *testing.T, conn *jetstream.Conn, pool *workerpool.Pool[worker], 
 	return c
 }
 
-func settledAll(t *testing.T, js natsjs.JetStream) func() bool {
+// settledAll holds once every message up to the stream sequence last is
+// settled: acked or Term'd.
+func settledAll(t *testing.T, js natsjs.JetStream, last int) func() bool {
 	return func() bool {
 		info := consumerInfo(t, js)
-		return info.NumPending == 0 && info.NumAckPending == 0
+		return info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= uint64(last)
 	}
 }
 
@@ -79,7 +81,7 @@ func TestEveryMessageAcked(t *testing.T) {
 		}()
 		began := time.Now()
 		publish(t, js, run*n, (run+1)*n)
-		waitFor(t, time.Minute, "every message acked", settledAll(t, js))
+		waitFor(t, time.Minute, "every message acked", settledAll(t, js, (run+1)*n))
 		took = append(took, time.Since(began))
 		if err := c.Stop(t.Context()); err != nil {
 			t.Fatal(err)
@@ -136,7 +138,7 @@ func TestTermsPoisonMessages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, "all settled", settledAll(t, js))
+	waitFor(t, 10*time.Second, "all settled", settledAll(t, js, 4))
 	waitFor(t, time.Second, "three dead letters", func() bool { mu.Lock(); defer mu.Unlock(); return len(dead) == 3 })
 
 	mu.Lock()
@@ -180,7 +182,7 @@ func TestRedeliversNakd(t *testing.T) {
 		return nil
 	}, jetstream.Backoff(20*time.Millisecond, 40*time.Millisecond))
 	publish(t, js, 0, 1)
-	waitFor(t, 10*time.Second, "acked", settledAll(t, js))
+	waitFor(t, 10*time.Second, "acked", settledAll(t, js, 1))
 	mu.Lock()
 	defer mu.Unlock()
 	if !slices.Equal(deliveries, []uint64{1, 2, 3}) {
@@ -207,7 +209,7 @@ func TestHeartbeatsKeepLongTasks(t *testing.T) {
 		}
 	})
 	publish(t, js, 0, 2)
-	waitFor(t, 10*time.Second, "acked", settledAll(t, js))
+	waitFor(t, 10*time.Second, "acked", settledAll(t, js, 2))
 	if got := handled.Load(); got != 2 {
 		t.Errorf("handled %d times, want 2: a long task was redelivered", got)
 	}
@@ -234,7 +236,7 @@ func TestWindowBound(t *testing.T) {
 		return nil
 	}, jetstream.Window(3))
 	publish(t, js, 0, 300)
-	waitFor(t, 30*time.Second, "acked", settledAll(t, js))
+	waitFor(t, 30*time.Second, "acked", settledAll(t, js, 300))
 	st := c.Stats()
 	if st.MaxWindow > 3 || most.Load() > 3 || st.Window != 3 {
 		t.Errorf("window 3, but %d un-settled and %d running at once", st.MaxWindow, most.Load())

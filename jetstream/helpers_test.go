@@ -35,7 +35,7 @@ const (
 
 // startServer starts an embedded server on dir and shuts it down at the
 // end of the test, unless the test did.
-func startServer(t *testing.T, dir string) *embedded.Server {
+func startServer(t testing.TB, dir string) *embedded.Server {
 	t.Helper()
 	srv, err := embedded.New(dir)
 	if err != nil {
@@ -46,7 +46,7 @@ func startServer(t *testing.T, dir string) *embedded.Server {
 	return srv
 }
 
-func dial(t *testing.T, srv *embedded.Server) *jetstream.Conn {
+func dial(t testing.TB, srv *embedded.Server) *jetstream.Conn {
 	t.Helper()
 	conn, err := jetstream.Dial(jetstream.Embedded, srv)
 	if err != nil {
@@ -57,7 +57,7 @@ func dial(t *testing.T, srv *embedded.Server) *jetstream.Conn {
 }
 
 // setupStream makes the stream and the durable pull consumer of the tests.
-func setupStream(t *testing.T, js natsjs.JetStream, ackWait time.Duration, maxDeliver int) {
+func setupStream(t testing.TB, js natsjs.JetStream, ackWait time.Duration, maxDeliver int) {
 	t.Helper()
 	ctx := t.Context()
 	if _, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: testStream, Subjects: []string{"tasks.>"}}); err != nil {
@@ -75,7 +75,7 @@ func setupStream(t *testing.T, js natsjs.JetStream, ackWait time.Duration, maxDe
 }
 
 // publish publishes the numbers from..to-1 as messages.
-func publish(t *testing.T, js natsjs.JetStream, from, to int) {
+func publish(t testing.TB, js natsjs.JetStream, from, to int) {
 	t.Helper()
 	for i := from; i < to; i++ {
 		if _, err := js.PublishAsync("tasks.n", []byte(strconv.Itoa(i))); err != nil {
@@ -116,7 +116,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 // startPool starts an fx app with a pool of n workers and stops it at the
 // end of the test, after any consumer that feeds it.
-func startPool(t *testing.T, n int) *workerpool.Pool[resources.Worker] {
+func startPool(t testing.TB, n int) *workerpool.Pool[resources.Worker] {
 	t.Helper()
 	var pool *workerpool.Pool[resources.Worker]
 	app := fxtest.New(t,
@@ -132,7 +132,9 @@ func startPool(t *testing.T, n int) *workerpool.Pool[resources.Worker] {
 }
 
 // ids decodes a message as its number.
-func ids() jetstream.Decoder[int] { return func(b []byte) (int, error) { return strconv.Atoi(string(b)) } }
+func ids() jetstream.Decoder[int] {
+	return func(b []byte) (int, error) { return strconv.Atoi(string(b)) }
+}
 
 // seen counts how often each number was handled.
 type seen struct {

@@ -55,7 +55,7 @@ func child(store, records string) error {
 		jetstream.Connect(jetstream.Embedded),
 		workerpool.Provide[worker]("child", workerpool.Workers(4)),
 		jetstream.Consume(testStream, testConsumer, ids(), func(_ context.Context, _ worker, i int) error {
-			time.Sleep(500 * time.Microsecond)
+			time.Sleep(3 * time.Millisecond)
 			mu.Lock()
 			defer mu.Unlock()
 			// Before the ack: a message acked is one recorded. kill -9
@@ -98,7 +98,7 @@ func TestAtLeastOnceAcrossKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a dozen processes")
 	}
-	const n, kills = 3000, 12
+	const n, kills = 4000, 12
 	dir := t.TempDir()
 	store, records := filepath.Join(dir, "store"), filepath.Join(dir, "records")
 

@@ -2,6 +2,7 @@ package workerpool_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -31,54 +32,82 @@ func startPool[R any](b *testing.B, opts ...workerpool.Option) *workerpool.Pool[
 func nop(context.Context, resources.Worker) error { return nil }
 
 // BenchmarkGo compares Go with a trivial task against the floor: a
-// hand-written loop of goroutines reading func() tasks from a channel of the
-// same size, in the same run.
+// hand-written loop of W goroutines reading func() tasks from a channel of
+// the same size, in the same run.
 func BenchmarkGo(b *testing.B) {
-	const workers, queue = 2, 8
-	b.Run("impl=floor", func(b *testing.B) {
-		b.ReportAllocs()
-		q := make(chan func(), queue)
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() {
-				for f := range q {
-					f()
-				}
-			})
-		}
-		f := func() {}
-		for b.Loop() {
-			q <- f
-		}
-		close(q)
-		wg.Wait()
-	})
-	b.Run("impl=fxpool", func(b *testing.B) {
-		b.ReportAllocs()
-		p := startPool[resources.Worker](b, workerpool.Workers(workers), workerpool.QueueSize(queue))
-		ctx := context.Background()
-		for b.Loop() {
-			if err := p.Go(ctx, nop); err != nil {
-				b.Fatal(err)
+	const queue = 8
+	for _, workers := range []int{2, 64} {
+		b.Run(fmt.Sprintf("W=%d/impl=floor", workers), func(b *testing.B) {
+			b.ReportAllocs()
+			q := make(chan func(), queue)
+			var wg sync.WaitGroup
+			for range workers {
+				wg.Go(func() {
+					for f := range q {
+						f()
+					}
+				})
 			}
-		}
-	})
+			f := func() {}
+			for b.Loop() {
+				q <- f
+			}
+			close(q)
+			wg.Wait()
+		})
+		b.Run(fmt.Sprintf("W=%d/impl=fxpool", workers), func(b *testing.B) {
+			b.ReportAllocs()
+			p := startPool[resources.Worker](b, workerpool.Workers(workers), workerpool.QueueSize(queue))
+			ctx := context.Background()
+			for b.Loop() {
+				if err := p.Go(ctx, nop); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
-// BenchmarkDo measures request/response with 64 concurrent callers.
+// BenchmarkDo measures request/response with 64 concurrent callers: Do
+// against Submit and Future.Wait, and Do with a cancellable context.
 func BenchmarkDo(b *testing.B) {
-	b.ReportAllocs()
-	p := startPool[resources.Worker](b, workerpool.Workers(2))
-	b.SetParallelism(32) // 64 callers on 2 cores
-	b.RunParallel(func(pb *testing.PB) {
-		ctx := context.Background()
-		for pb.Next() {
-			if err := p.Do(ctx, nop); err != nil {
-				b.Error(err)
-				return
+	cancelled, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		call func(context.Context, *workerpool.Pool[resources.Worker]) error
+	}{
+		{"impl=do", context.Background(), func(ctx context.Context, p *workerpool.Pool[resources.Worker]) error {
+			return p.Do(ctx, nop)
+		}},
+		{"impl=do-cancellable", cancelled, func(ctx context.Context, p *workerpool.Pool[resources.Worker]) error {
+			return p.Do(ctx, nop)
+		}},
+		{"impl=submit", context.Background(), func(ctx context.Context, p *workerpool.Pool[resources.Worker]) error {
+			f, err := workerpool.Submit(ctx, p, func(context.Context, resources.Worker) (int, error) { return 1, nil })
+			if err != nil {
+				return err
 			}
-		}
-	})
+			_, err = f.Wait(ctx)
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			b.ReportAllocs()
+			p := startPool[resources.Worker](b, workerpool.Workers(2))
+			b.SetParallelism(32) // 64 callers on 2 cores
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := tt.call(tt.ctx, p); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }
 
 // BenchmarkStartStop starts and stops 1,000 workers whose resource takes

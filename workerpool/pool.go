@@ -77,7 +77,6 @@ type Pool[R any] struct {
 	size    int                           // a fixed pool's workers, as Resize sets; guarded by mu
 	started bool                          // the start succeeded; guarded by mu
 	excess  atomic.Int32                  // workers of a fixed pool to retire: see Resize
-	shrink  atomic.Pointer[chan struct{}] // closed and replaced by Resize to wake waiting workers
 
 	// The pool's own contexts, ended with a cause. life ends when the pool
 	// stops taking tasks: workers stop retrying opens. tasks is the parent
@@ -115,8 +114,6 @@ func newPool[R any](name string, cfg config, plan *resources.Plan[R], ext []refl
 		size:    cfg.workers,
 		stopped: make(chan struct{}),
 	}
-	shrink := make(chan struct{})
-	p.shrink.Store(&shrink)
 	p.life, p.endLife = context.WithCancelCause(context.Background())
 	p.tasks, p.cancelTasks = context.WithCancelCause(context.Background())
 	slots := make([]*worker[R], cfg.workers)

@@ -47,11 +47,10 @@ func (p *Pool[R]) Resize(n int) error {
 	}
 	p.mu.Unlock()
 	if delta < 0 {
-		// The excess first, then the wake: a worker looks at the channel
-		// before the excess (see next), so none misses both.
+		// The excess first, then the wake: a worker counts itself waiting
+		// before it looks at the excess (see wait), so none misses both.
 		p.excess.Add(int32(-delta))
-		woken := make(chan struct{})
-		close(*p.shrink.Swap(&woken))
+		p.wakeWaiting()
 	}
 	return nil
 }

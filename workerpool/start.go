@@ -155,8 +155,10 @@ func (p *Pool[R]) start(ctx context.Context) error {
 		case <-rb.Done():
 		}
 	}
-	if pills > 0 {
+	abandoned := pills > 0
+	if abandoned {
 		close(p.abandon) // workers the rollback had no time to pill close alone
+		p.wakeWaiting()
 	}
 	var head error
 	if len(failures) > 0 {
@@ -167,6 +169,12 @@ func (p *Pool[R]) start(ctx context.Context) error {
 	errs := []error{head}
 	if err := p.waitWorkers(rb, p.all()[:n]); err != nil {
 		errs = append(errs, fmt.Errorf("roll back: %w", err))
+		if !abandoned {
+			// The sweep below takes the pills still queued: the workers
+			// they were for close alone, as after a stop that gave up.
+			close(p.abandon)
+			p.wakeWaiting()
+		}
 	}
 	p.finalSweep()
 	close(p.stopped) // nothing left for a stop to do

@@ -125,6 +125,7 @@ send:
 		errs = append(errs, err)
 		p.dropQueued()
 		close(p.abandon) // a worker that comes back closes on its own
+		p.wakeWaiting()
 	}
 	p.cancelRunning(ErrClosed)
 	p.finalSweep()

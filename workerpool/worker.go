@@ -40,7 +40,7 @@ type worker[R any] struct {
 	tasks    int              // tasks run since the resources opened
 	lastDone time.Time        // when the last task ended or the resources opened, for CheckIdle
 	aging    Timer            // flags expired once the resources reach MaxWorkerAge
-	cur      task[R]          // the task running, if cur.fn != nil: see goexited
+	cur      task[R]          // the task that called Goexit, if cur.fn != nil: see exec
 	final    bool             // closing for the last time
 	thread   int              // the OS thread the resources opened on, with LockOSThread
 	report   func(error) bool // during the start's open: see goexited
@@ -52,7 +52,8 @@ type worker[R any] struct {
 	done    atomic.Uint64
 	failed  atomic.Uint64
 	panics  atomic.Uint64
-	expired atomic.Bool // the resources are older than MaxWorkerAge
+	expired atomic.Bool   // the resources are older than MaxWorkerAge
+	waits   atomic.Uint64 // odd while the worker waits in the queue: see wait
 
 	mu     sync.Mutex
 	cancel context.CancelCauseFunc // the running task's; guarded by mu
@@ -192,39 +193,91 @@ func (w *worker[R]) serve() (context.Context, context.CancelFunc) {
 // once the stop gave up.
 func (w *worker[R]) next() (task[R], bool) {
 	p := w.p
-	if p.elastic != nil {
-		return w.nextElastic()
-	}
 	for {
-		// The wake channel before the excess: Resize adds to the excess
-		// before it closes the channel, so a worker sees one or the other.
-		shrink := *p.shrink.Load()
-		if p.retireExcess() {
+		var t task[R]
+		switch {
+		case p.elastic != nil:
+			var ok bool
+			if t, ok = w.nextElastic(); !ok {
+				return task[R]{}, false
+			}
+		case w.ending():
 			return task[R]{}, false
-		}
-		select {
-		case t := <-p.q:
-			return t, true
 		default:
-		}
-		if p.cfg.queue == 0 {
-			p.idle.Add(1) // TryGo gives a worker about to wait a moment
-		}
-		select {
-		case t := <-p.q:
-			if p.cfg.queue == 0 {
-				p.idle.Add(-1)
+			select {
+			case t = <-p.q:
+			default:
+				var ok bool
+				if t, ok = w.wait(); !ok {
+					return task[R]{}, false
+				}
 			}
+		}
+		if !t.isWakeUp() {
 			return t, true
-		case <-p.abandon:
-			if p.cfg.queue == 0 {
-				p.idle.Add(-1)
+		}
+	}
+}
+
+// ending reports whether a worker of a fixed pool is to end rather than
+// take a task: the stop gave up waiting for it, or a Resize removed it (it
+// takes its share of the excess).
+func (w *worker[R]) ending() bool {
+	select {
+	case <-w.p.abandon:
+		return true
+	default:
+	}
+	return w.p.retireExcess()
+}
+
+// wait blocks in the queue until a task or a wake-up comes, unless the
+// worker is to end. The wait is a plain receive, the cheapest there is: no
+// select with the pool's other channels, whose locks every waiting worker
+// would take at each wait and wake. Instead, whoever gives a waiting worker
+// a reason to end — the stop giving up (abandon), Resize (the excess) —
+// says so first and then calls wakeWaiting, while the worker counts itself
+// waiting first and then looks: one of the two sees the other.
+func (w *worker[R]) wait() (task[R], bool) {
+	p := w.p
+	if p.cfg.queue == 0 {
+		p.idle.Add(1) // TryGo gives a worker about to wait a moment
+		defer p.idle.Add(-1)
+	}
+	w.waits.Add(1) // odd: waiting
+	defer w.waits.Add(1)
+	if w.ending() {
+		return task[R]{}, false
+	}
+	return <-p.q, true
+}
+
+// isWakeUp reports whether t is a wake-up sent by wakeWaiting: no task and,
+// unlike a pill, no context.
+func (t task[R]) isWakeUp() bool { return t.fn == nil && t.ctx == nil }
+
+// wakeWaiting wakes every worker of a fixed pool that waits in the queue,
+// or is about to, so that it looks again at why it might end; those with
+// no reason wait again. Each is sent a wake-up while the queue is empty
+// (a worker blocks only then), until it has left the wait it was in; a
+// wake-up taken by another worker is dropped by that one, and one sent
+// after the stop's last sweep of the queue is swept by its sender, as a
+// late task is (see queued). It returns once every worker that was waiting
+// has moved on.
+func (p *Pool[R]) wakeWaiting() {
+	for _, w := range p.all() {
+		n := w.waits.Load()
+		for n%2 == 1 && w.waits.Load() == n {
+			if len(p.q) == 0 {
+				select {
+				case p.q <- task[R]{}:
+					if p.swept.Load() {
+						p.sweep()
+					}
+				default:
+				}
 			}
-			return task[R]{}, false
-		case <-shrink:
-			if p.cfg.queue == 0 {
-				p.idle.Add(-1)
-			}
+			runtime.Gosched()
 		}
 	}
 }
@@ -264,9 +317,10 @@ func (w *worker[R]) handle(t task[R]) {
 		defer cancel(nil)
 	}
 	w.started.Add(1)
-	w.cur = t
-	err, panicked := w.exec(ctx, t.fn)
-	w.cur = task[R]{}
+	err, panicked := w.exec(ctx, t)
+	if w.cur.fn != nil { // a recovered panic(nil) under GODEBUG=panicnil=1
+		w.cur = task[R]{}
+	}
 	w.after(t, err, panicked)
 }
 
@@ -311,17 +365,21 @@ func (c *valuesCtx) Value(key any) any {
 }
 
 // exec runs one task, turning a panic into a *PanicError. A Goexit goes
-// through: the worker's loop hands the worker to a successor.
-func (w *worker[R]) exec(ctx context.Context, fn func(context.Context, R) error) (err error, panicked bool) {
+// through: exec records the task in w.cur, and the worker's loop hands the
+// worker to a successor, which reports it (see goexited). Recording it only
+// then keeps a copy of the task off the path of every task.
+func (w *worker[R]) exec(ctx context.Context, t task[R]) (err error, panicked bool) {
 	returned := false
 	defer func() {
 		if !returned {
 			if perr := safe.Recovered(recover()); perr != nil {
 				err, panicked = perr, true
+			} else {
+				w.cur = t // nothing to recover: a Goexit
 			}
 		}
 	}()
-	err = fn(ctx, w.r)
+	err = t.fn(ctx, w.r)
 	returned = true
 	return err, false
 }

@@ -7,9 +7,11 @@
 #   tiny   200,000 files of 0-4 KiB in 200 folders
 #   large  four 64 MiB files
 #
-# For each shape, each command runs RUNS times (default 3) with a warm page
-# cache; the table shows the median wall time and its ratio to fxsum's new
-# index (or, for the unchanged rerun, to the bare stat walk). The anchors:
+# For each shape, every command runs once per round, RUNS rounds (default
+# 3), with a warm page cache; the table shows each command's median wall
+# time and the median over the rounds of fxsum's time over the anchor's
+# (the new index over each hashing tool, the unchanged rerun over the bare
+# stat walk; below 1, fxsum is faster). The anchors:
 #
 #   find DIR -type f -print0 | xargs -0 -P <cores> sha256sum
 #   hashdeep -c sha256 -j <cores> -r DIR                  (apt-get install hashdeep)
@@ -86,8 +88,6 @@ seconds() {
 	echo "$e - $s" | bc -l
 }
 median() { sort -g | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}'; }
-# timed CMD...: the median of RUNS runs.
-timed() { for _ in $(seq "$RUNS"); do seconds "$@"; done | median; }
 
 for shape in $SHAPES; do
 	T=$WORK/$shape
@@ -100,40 +100,37 @@ for shape in $SHAPES; do
 
 	xargs_sha() { find "$T" -type f -print0 | xargs -0 -P "$CORES" sha256sum; }
 	xargs_b3() { find "$T" -type f -print0 | xargs -0 -P "$CORES" b3sum; }
+	hd() { hashdeep -c sha256 -j "$CORES" -r "$T"; }
+	rh() { rhash --sha256 -r "$T"; }
 	statwalk() { find "$T" -type f -printf '%s %T@ %i\n'; }
 	fx_new() { rm -f "$DB"*; "$FX" --quiet --db "$DB" "$T"; }
-	fx_new_b3() { rm -f "$DB"*; "$FX" --quiet --algo blake3 --db "$DB" "$T"; }
 	fx_rerun() { "$FX" --quiet --db "$DB" "$T"; }
-
-	NEW=$(timed fx_new)
-	NEWB3=$(timed fx_new_b3)
-	fx_new
-	RERUN=$(timed fx_rerun)
-	STAT=$(timed statwalk)
+	fx_new_b3() { rm -f "$DB.b3"*; "$FX" --quiet --algo blake3 --db "$DB.b3" "$T"; }
+	CMDS=(fx_new fx_rerun statwalk xargs_sha)
+	[ $HAVE_HASHDEEP = 1 ] && CMDS+=(hd)
+	[ $HAVE_RHASH = 1 ] && CMDS+=(rh)
+	CMDS+=(fx_new_b3)
+	[ $HAVE_B3SUM = 1 ] && CMDS+=(xargs_b3)
+	# Round robin: each round runs every command once, so that a change
+	# in the machine's load (it may be shared) weighs on all of them alike.
+	for _ in $(seq "$RUNS"); do
+		for c in "${CMDS[@]}"; do seconds "$c" >>"$WORK/t.$c"; done
+	done
+	med() { median <"$WORK/t.$1"; }
+	# ratio A B: the median over the rounds of A's time over B's.
+	ratio() { paste "$WORK/t.$1" "$WORK/t.$2" | awk '{print $1 / $2}' | median | awk '{printf "%.2fx", $1}'; }
+	row() { printf '| %s | %.2f | %s |\n' "$1" "$(med "$2")" "${3:+$(ratio "$3" "$2")}"; }
 	printf '\n## %s: %d files, %d MiB\n\n' "$shape" "$FILES" "$MIB"
 	printf '| command | median s | fxsum / it |\n|---|---:|---:|\n'
-	row() { printf '| %s | %.2f | %s |\n' "$1" "$2" "$3"; }
-	ratio() { printf '%.2fx' "$(echo "$1 / $2" | bc -l)"; }
-	row "fxsum (new index, sha256)" "$NEW" ""
-	S=$(timed xargs_sha)
-	row "find \\| xargs -0 -P $CORES sha256sum" "$S" "$(ratio "$NEW" "$S")"
-	if [ $HAVE_HASHDEEP = 1 ]; then
-		hd() { hashdeep -c sha256 -j "$CORES" -r "$T"; }
-		S=$(timed hd)
-		row "hashdeep -c sha256 -j $CORES -r" "$S" "$(ratio "$NEW" "$S")"
-	fi
-	if [ $HAVE_RHASH = 1 ]; then
-		rh() { rhash --sha256 -r "$T"; }
-		S=$(timed rh)
-		row "rhash --sha256 -r (one thread)" "$S" "$(ratio "$NEW" "$S")"
-	fi
-	row "fxsum --algo blake3 (new index)" "$NEWB3" ""
-	if [ $HAVE_B3SUM = 1 ]; then
-		S=$(timed xargs_b3)
-		row "find \\| xargs -0 -P $CORES b3sum" "$S" "$(ratio "$NEWB3" "$S")"
-	fi
-	row "fxsum (unchanged rerun)" "$RERUN" "$(ratio "$RERUN" "$STAT")"
-	row "find -type f -printf '%s %T@ %i\\n' (stat walk)" "$STAT" ""
+	row "fxsum (new index, sha256)" fx_new
+	row "find \\| xargs -0 -P $CORES sha256sum" xargs_sha fx_new
+	[ $HAVE_HASHDEEP = 1 ] && row "hashdeep -c sha256 -j $CORES -r" hd fx_new
+	[ $HAVE_RHASH = 1 ] && row "rhash --sha256 -r (one thread)" rh fx_new
+	row "fxsum --algo blake3 (new index)" fx_new_b3
+	[ $HAVE_B3SUM = 1 ] && row "find \\| xargs -0 -P $CORES b3sum" xargs_b3 fx_new_b3
+	row "fxsum (unchanged rerun)" fx_rerun
+	row "find -type f -printf '%s %T@ %i\\n' (stat walk)" statwalk fx_rerun
+	rm -f "$WORK"/t.*
 	rm -rf "$T" "$DB"*
 done
 

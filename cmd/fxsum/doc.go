@@ -54,7 +54,7 @@
 //	pool workers      the pool's OnStart        the pool's OnStop        the pool's OnStop
 //	the walk          (the main goroutine)      ctx, an interrupt        -
 //	row reader        indexVisitor.enterDir     cursor.close             cursor.close
-//	counting walk     runIndex, with a bar      runIndex (its context)   runIndex
+//	counting walk     countFiles, with a bar    its stop function        its stop function
 //	progress bar      startProgress             progress.stop            progress.stop
 //
 // # Exit status

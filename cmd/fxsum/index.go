@@ -122,25 +122,11 @@ func runIndex(ctx context.Context, o *options, log *zap.Logger, stderr io.Writer
 	// With a progress bar, a counting walk finds the total ahead of the
 	// index walk.
 	prog := startProgress(o, stderr, &run.c, run.rep)
-	countDone := make(chan struct{})
-	countCtx, stopCount := context.WithCancel(walkCtx)
-	go func() {
-		defer close(countDone)
-		if !prog.drawn() {
-			return
-		}
-		cw := &walker{follow: o.follow, exclude: o.exclude, self: run.self, v: countVisitor{c: &run.c}}
-		for _, r := range roots {
-			if cw.walk(countCtx, r) != nil {
-				return
-			}
-		}
-	}()
+	stopCount := countFiles(walkCtx, prog.drawn(), &walker{follow: o.follow, exclude: o.exclude, self: run.self, v: countVisitor{c: &run.c}}, roots)
 
 	walkErr := walkIndex(walkCtx, run, s.pool, s.db, roots, log)
 	stopErr := s.stop(ctx)
 	stopCount()
-	<-countDone
 	prog.stop()
 
 	interrupted := s.interrupted()
@@ -171,6 +157,28 @@ func runIndex(ctx context.Context, o *options, log *zap.Logger, stderr io.Writer
 		return &incompleteError{n: n}
 	}
 	return nil
+}
+
+// countFiles starts, if on is set, the counting walk of roots with w, and
+// returns the function that stops it and waits for it.
+func countFiles(ctx context.Context, on bool, w *walker, roots []string) (stop func()) {
+	if !on {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, r := range roots {
+			if w.walk(ctx, r) != nil {
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // walkErrOnly drops the cancellation errors that an interrupt causes.

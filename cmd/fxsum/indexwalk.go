@@ -56,8 +56,13 @@ type knownRow struct {
 	sameAlgo bool // digested with the algorithm of this run
 }
 
-// rowsPerChunk is how many rows the reader hands over at a time.
-const rowsPerChunk = 512
+// The reader hands rows over in chunks: a small first one, so that the
+// walker can start merging soon after it has listed the directory, then
+// larger ones, up to maxRowsPerChunk.
+const (
+	firstRowsPerChunk = 16
+	maxRowsPerChunk   = 512
+)
 
 // openCursor starts reading the rows of dir with lookup, which takes dir and
 // algo.
@@ -81,7 +86,8 @@ func (c *cursor) read(ctx context.Context, lookup *sql.Stmt, algo string) {
 			c.err = fmt.Errorf("look up %s: %w", c.dir, err)
 		}
 	}()
-	chunk := make([]knownRow, 0, rowsPerChunk)
+	size := firstRowsPerChunk
+	chunk := make([]knownRow, 0, size)
 	for rows.Next() {
 		var r knownRow
 		if err := rows.Scan(&r.name, &r.state.size, &r.state.mtime, &r.sameAlgo); err != nil {
@@ -89,13 +95,14 @@ func (c *cursor) read(ctx context.Context, lookup *sql.Stmt, algo string) {
 			return
 		}
 		chunk = append(chunk, r)
-		if len(chunk) == rowsPerChunk {
+		if len(chunk) == size {
 			select {
 			case c.chunks <- chunk:
 			case <-c.stop:
 				return
 			}
-			chunk = make([]knownRow, 0, rowsPerChunk)
+			size = min(2*size, maxRowsPerChunk)
+			chunk = make([]knownRow, 0, size)
 		}
 	}
 	if len(chunk) > 0 {

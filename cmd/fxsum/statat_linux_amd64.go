@@ -2,17 +2,21 @@ package main
 
 import (
 	"io/fs"
+	"strings"
 	"syscall"
 	"unsafe"
 )
 
 // lstatAt is lstat of name in the directory dir, open as dirfd, without
 // walking the directory's path again: fstatat(2) on its descriptor.
-func lstatAt(dirfd uintptr, _, name string) (st fileState, regular bool, err error) {
-	p, err := syscall.BytePtrFromString(name)
-	if err != nil {
-		return st, false, err
+// scratch holds the NUL-terminated name between calls, so that a call
+// allocates nothing.
+func lstatAt(dirfd uintptr, _, name string, scratch *[]byte) (st fileState, regular bool, err error) {
+	if strings.IndexByte(name, 0) >= 0 {
+		return st, false, &fs.PathError{Op: "lstat", Path: name, Err: syscall.EINVAL}
 	}
+	*scratch = append(append((*scratch)[:0], name...), 0)
+	p := &(*scratch)[0]
 	var s syscall.Stat_t
 	const atSymlinkNofollow = 0x100
 	for {

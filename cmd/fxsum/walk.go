@@ -136,6 +136,7 @@ func (w *walker) walk(ctx context.Context, root string) error {
 type dirState struct {
 	root, dir string
 	fd        uintptr // the open directory's descriptor
+	scratch   []byte  // for lstatAt
 	id        fileID
 	subdirs   []string
 }
@@ -240,7 +241,7 @@ func (w *walker) entry(ctx context.Context, d *dirState, e dirent) error {
 		if !w.v.needState(name) {
 			return w.v.file(ctx, d.dir, name, nil, false)
 		}
-		st, regular, err := lstatAt(d.fd, d.dir, name)
+		st, regular, err := lstatAt(d.fd, d.dir, name, &d.scratch)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // deleted since the listing: it is gone
 		}

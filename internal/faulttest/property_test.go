@@ -95,7 +95,11 @@ func TestPropertyFaultInjection(t *testing.T) {
 			if failed <= maxReported {
 				report(t, tr)
 			}
-			if soak == 0 && failed >= maxReported || tr.fatal {
+			if tr.fatal && soak > 0 {
+				// A soak goes on: each trial ignores the goroutines that
+				// were running before it, so later trials stay meaningful.
+				t.Errorf("trial %#x left goroutines behind", seed)
+			} else if soak == 0 && failed >= maxReported || tr.fatal {
 				if tr.fatal {
 					t.Errorf("trial %#x left goroutines behind: stopping here", seed)
 				}

@@ -334,7 +334,7 @@ func runWith[R any](tr *trial) {
 	resizing.Wait() // its steps take at most 12 ms in all
 	tr.phase("submitters")
 	if err := goleak.Find(before); err != nil {
-		tr.violate("goroutine-leak", "%v", err)
+		tr.violate("goroutine-leak", "pool stop returned %v: %v; stats %+v; %v", tr.poolStopped, tr.stopErr, pool.Stats(), err)
 		tr.fatal = true // the rest would race with what is left running
 		return
 	}
@@ -503,8 +503,10 @@ func resizer[R any](tr *trial, p *workerpool.Pool[R]) {
 			tr.count("resize-elastic-refused")
 		case err == nil:
 			tr.count("resize")
-			if c := p.Capacity(); c.MaxWorkers != st.n {
-				tr.violate("capacity", "after Resize(%d), Capacity().MaxWorkers = %d", st.n, c.MaxWorkers)
+			// Unless the pool stopped meanwhile (Workers is 0 then), its
+			// capacity is the size just set.
+			if c := p.Capacity(); c.Workers != 0 && (c.Workers != st.n || c.MaxWorkers != st.n) {
+				tr.violate("capacity", "after Resize(%d), Capacity() = %+v", st.n, c)
 			}
 		case refused(err):
 			tr.count("resize-refused")

@@ -1,0 +1,104 @@
+// Package jetstream feeds fxpool's worker pools from NATS JetStream: the
+// same pool, its tasks taken from a durable stream, on any number of
+// machines, with no task lost across a graceful stop, a crash or kill -9.
+//
+// This package is the client side, on nats.go alone: an app that connects
+// to a cluster by URL never compiles the server. Package embedded runs the
+// server in-process, for an app that is its own broker.
+//
+// # Wiring
+//
+//	fx.New(
+//		fxpool.Module,
+//		embedded.Module(dir),                  // or nothing, with a URL below
+//		jetstream.Connect(jetstream.Embedded), // or jetstream.Connect("nats://...")
+//		workerpool.Provide[Deps]("billing", ...),
+//		jetstream.Consume("ORDERS", "billing", jetstream.JSON[Order](), handle),
+//	)
+//
+// [Consume] feeds the pool from a durable pull consumer that exists, with
+// explicit acks and an unlimited MaxDeliver. The handler runs on a worker,
+// with its R, the decoded message and a context that carries the [Delivery]
+// (see [DeliveryFrom]). [Start] does the same without fx.
+//
+// # Settling
+//
+// Every message fetched is settled exactly once:
+//
+//   - acked once its handler returned nil, never before;
+//   - Nak'd with backoff (see [Backoff]) when its handler failed or
+//     panicked; the pool still counts and logs the panic;
+//   - Term'd with a reason when it cannot be decoded, when its handler's
+//     error wraps [ErrPermanent], or when its last attempt failed (see
+//     [MaxAttempts]); it is logged, counted in [Stats] and given to the
+//     [OnDeadLetter] hook;
+//   - handed back (Nak'd with a delay of 1ns) when it never ran, or when
+//     the stop gave up on it.
+//
+// A Nak always carries a delay: a plain Nak lives only in the server's
+// memory, and a server that restarts forgets it, so that the message waits
+// out AckWait. A Nak with a delay is stored.
+//
+// Attempts are counted here, from the server's delivery count, and not by
+// the server's MaxDeliver: a server-side limit strands a message whose last
+// delivery was cut short by a stop or a crash — never delivered again, never
+// removed. [Start] refuses such a consumer.
+//
+// While a message is un-settled — queued or running — the consumer tells the
+// server every AckWait/3 that it is in progress, so that a long task is not
+// redelivered; a settle ends its notices.
+//
+// # The window
+//
+// A consumer holds at most [Window] messages un-settled, by default the
+// pool's capacity ([workerpool.Capacity.InFlight]), so that handing one to
+// the pool never blocks. It pulls the free part of its window once at least
+// half of it is free, with one pull request at a time that expires after
+// [FetchExpiry], and retries every error but its own stop, with backoff. The consumer's MaxAckPending
+// on the server must cover the windows of every process that consumes from
+// it.
+//
+// # Stopping
+//
+// The consumer's OnStop hook runs before the pool's (it was appended
+// after): see [Consumer.Stop] for the split of its budget. It stops
+// pulling, waits for the pull in progress — cancelling a fetch would leave
+// the messages the server already sent un-acked until AckWait — and hands
+// back at once what that pull brings; it lets the tasks in flight finish
+// and acks them; past two fifths of the budget it cancels the rest, and
+// past half it hands back whatever is still un-settled. Last, one request
+// through the connection's ack queue makes sure the server has taken every
+// ack: plain acks still queued when a server shuts down can be dropped.
+// Then the pool closes its workers' resources, the connection flushes and
+// closes, and the embedded server shuts down.
+//
+// The consumer is also the pool's feeder ([workerpool.Pool.AddFeeder]):
+// a stop of the pool that begins first — workerpool.StopGuard, Pool.Stop —
+// stops the pulling first too, and the pool's own drain and cancel settle
+// the tasks.
+//
+// # Delivery guarantees
+//
+// At least once: a message is acked only after its handler returned nil,
+// so a crash between the two redelivers it — a duplicate, never a loss.
+// Handlers must be idempotent. With an embedded server, the server dies with
+// the process: kill -9 loses nothing the server had written to its store,
+// but may lose the last acks it had not yet recorded, and those messages
+// are handled again. See package embedded for what a power loss can lose.
+//
+// # Goroutines
+//
+// Each consumer starts two, from one place ([Start]), each with an owner
+// that ends it and waits for it:
+//
+//	goroutine   started by   ended by                           waited for by
+//	pull loop   Start        the stop's close of its stop        Consumer.Stop (and the pool's
+//	                         channel, once the pull in          feeder stop), through its
+//	                         progress ends (FetchExpiry)        done channel
+//	heartbeats  Start        Consumer.Stop, once every          Consumer.Stop, through its
+//	                         message is settled or handed back  done channel
+//
+// A fetch of nats.go runs one goroutine of its own while the pull is in
+// progress; the pull loop always waits for it to end. Handlers run on the
+// pool's workers, never on the consumer's goroutines.
+package jetstream
