@@ -66,53 +66,57 @@ func Map[R, In, Out any](ctx context.Context, p *Pool[R], in iter.Seq[In], f fun
 	}
 	return func(yield func(Out, error) bool) {
 		ctx, cancel := context.WithCancelCause(ctx)
-		var window []*mapTask[Out] // a FIFO: oldest first
+		// The tasks' context: the loop's, and also cancelled by the pool's
+		// stop (the workers track its cancel), so that it is made once per
+		// Map, not once per task.
+		tctx, tcancel := context.WithCancelCause(ctx)
+		m := &mapRun[R, In, Out]{f: f, cancel: tcancel, ready: make(chan struct{}, cfg.inFlight)}
+		window := make([]*mapTask[R, In, Out], cfg.inFlight) // a ring: oldest at head
+		head, n := 0, 0
 		// Whatever ends the loop, nothing of f's outlives it: tasks not
 		// begun never will, those begun are waited for.
 		defer func() {
 			cancel(context.Canceled)
-			for _, t := range window {
-				if t.began.Load() {
-					<-t.fut.done
+			for i := range n {
+				if t := window[(head+i)%len(window)]; t.began.Load() {
+					for !t.done.Load() {
+						<-m.ready
+					}
 				}
 			}
 		}()
 		// next yields the oldest result, and reports whether to go on.
 		next := func() bool {
-			t := window[0]
-			select {
-			case <-t.fut.done:
-			case <-ctx.Done():
-				yield(zero, context.Cause(ctx))
-				return false
+			t := window[head]
+			for !t.done.Load() {
+				select {
+				case <-m.ready:
+				case <-ctx.Done():
+					yield(zero, context.Cause(ctx))
+					return false
+				}
 			}
-			window = window[1:]
-			return yield(t.fut.val, t.fut.err)
+			window[head] = nil
+			head, n = (head+1)%len(window), n-1
+			return yield(t.out, t.err)
 		}
 		for x := range in {
-			if len(window) == cfg.inFlight && !next() {
+			if n == len(window) && !next() {
 				return
 			}
 			if err := context.Cause(ctx); err != nil {
 				yield(zero, err)
 				return
 			}
-			t := &mapTask[Out]{}
-			fut, err := Submit(ctx, p, func(ctx context.Context, r R) (Out, error) {
-				t.began.Store(true) // before the look at ctx: see the deferred drain
-				if err := context.Cause(ctx); err != nil {
-					return zero, err
-				}
-				return f(ctx, r, x)
-			})
-			if err != nil {
+			t := &mapTask[R, In, Out]{m: m, x: x}
+			if err := p.enqueue(ctx, task[R]{res: t, ctx: tctx, mode: ctxShared}); err != nil {
 				yield(zero, err)
 				return
 			}
-			t.fut = fut
-			window = append(window, t)
+			window[(head+n)%len(window)] = t
+			n++
 		}
-		for len(window) > 0 {
+		for n > 0 {
 			if !next() {
 				return
 			}
@@ -120,8 +124,52 @@ func Map[R, In, Out any](ctx context.Context, p *Pool[R], in iter.Seq[In], f fun
 	}
 }
 
-// mapTask is one task of a Map in flight.
-type mapTask[Out any] struct {
-	fut   *Future[Out]
+// mapRun is what the tasks of one Map share.
+type mapRun[R, In, Out any] struct {
+	f      func(context.Context, R, In) (Out, error)
+	cancel context.CancelCauseFunc // the tasks' context's
+	// ready gets a token each time a task is done, unless it is full: a
+	// waiter who finds it empty is woken by the next task done.
+	ready chan struct{}
+}
+
+// mapTask is one task of a Map, its input and its result: its only
+// allocation.
+type mapTask[R, In, Out any] struct {
+	m     *mapRun[R, In, Out]
+	x     In
+	out   Out
+	err   error
 	began atomic.Bool
+	state atomic.Uint32 // pending, settling, settled: as a Future's
+	done  atomic.Bool
+}
+
+func (t *mapTask[R, In, Out]) run(ctx context.Context, r R) error {
+	t.began.Store(true) // before the look at ctx: see the deferred drain
+	if err := context.Cause(ctx); err != nil {
+		t.settle(*new(Out), err)
+		return err
+	}
+	v, err := t.m.f(ctx, r, t.x)
+	t.settle(v, err)
+	return err
+}
+
+func (t *mapTask[R, In, Out]) finish(_ Outcome, err error) { t.settle(*new(Out), err) }
+
+func (t *mapTask[R, In, Out]) cancelCause() context.CancelCauseFunc { return t.m.cancel }
+
+// settle records the result once: a task dropped and then run by
+// OnDropped does not change what Map yields.
+func (t *mapTask[R, In, Out]) settle(v Out, err error) {
+	if !t.state.CompareAndSwap(pending, settling) {
+		return
+	}
+	t.out, t.err = v, err
+	t.done.Store(true)
+	select {
+	case t.m.ready <- struct{}{}:
+	default:
+	}
 }

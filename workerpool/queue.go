@@ -10,14 +10,42 @@ import (
 )
 
 // task is one submitted task. res, if not nil, is told its outcome. A task
-// with a nil fn is a pill: the worker that takes it closes its resources
-// with ctx and exits. The stop queues one pill per worker behind the tasks
-// already queued.
+// with a nil fn whose res is a [job] runs the job. One with neither is a
+// pill: the worker that takes it closes its resources with ctx and exits
+// (the stop queues one pill per worker behind the tasks already queued);
+// or, without ctx, a wake-up (see wakeWaiting).
 type task[R any] struct {
 	fn   func(context.Context, R) error
 	res  outcome
 	ctx  context.Context // the submitter's, as mode says; a pill's close context
 	mode ctxMode
+}
+
+// job is a task that holds its function, its input and its outcome in one
+// allocation, as those of Submit and Map do: a closure and a future would
+// be two or three.
+type job[R any] interface {
+	outcome
+	run(ctx context.Context, r R) error
+}
+
+// control reports whether t is a pill or a wake-up rather than a task.
+func (t task[R]) control() bool { return t.fn == nil && t.res == nil }
+
+// call runs the task.
+func (t task[R]) call(ctx context.Context, r R) error {
+	if t.fn != nil {
+		return t.fn(ctx, r)
+	}
+	return t.res.(job[R]).run(ctx, r)
+}
+
+// function is the task as a func, for OnDropped.
+func (t task[R]) function() func(context.Context, R) error {
+	if t.fn != nil {
+		return t.fn
+	}
+	return t.res.(job[R]).run
 }
 
 // ctxMode says what of its submitter's context a task's context carries.
@@ -26,8 +54,16 @@ type ctxMode uint8
 const (
 	ctxPool   ctxMode = iota // nothing: context.Background, or a pill
 	ctxValues                // its values (Go): the pool's cancellation only
-	ctxBound                 // its values and its cancellation (Do, Submit, Map, groups)
+	ctxBound                 // its values and its cancellation (Do, Submit, GoReport, groups)
+	ctxShared                // ctx itself, which the job's cancel ends at the pool's stop (Map)
 )
+
+// sharedCtx is a job whose context, shared with other tasks, the pool's
+// stop cancels with the job's cancel: Map makes one context for all its
+// tasks, not one per task.
+type sharedCtx interface {
+	cancelCause() context.CancelCauseFunc
+}
 
 // modeOf says what a task's context takes of ctx: nothing of
 // context.Background, and of a context that never ends, only its values.
@@ -272,7 +308,7 @@ func (p *Pool[R]) sweep() {
 	for {
 		select {
 		case t := <-p.q:
-			if t.fn != nil { // a pill left by a worker that never took it
+			if !t.control() { // not a pill left by a worker that never took it
 				p.drop(t)
 			}
 		default:
@@ -296,25 +332,45 @@ func (p *Pool[R]) drop(t task[R]) {
 		if t.mode == ctxPool {
 			ctx = context.Background()
 		}
-		p.guard("OnDropped", func() { f.(func(context.Context, func(context.Context, R) error))(ctx, t.fn) })
+		p.guard("OnDropped", func() { f.(func(context.Context, func(context.Context, R) error))(ctx, t.function()) })
 	}
 }
 
 // Future is the result of a task submitted with [Submit].
 type Future[T any] struct {
-	done    chan struct{}
-	settled atomic.Bool
-	val     T
-	err     error
+	state atomic.Uint32  // pending, settling, settled
+	wg    sync.WaitGroup // done when settled: Wait without a deadline
+	done  atomic.Value   // chan struct{}, made by the first Done or Wait that needs it
+	val   T
+	err   error
 }
+
+// Future states.
+const (
+	pending uint32 = iota
+	settling
+	settled
+)
+
+// closed is the Done channel of a future settled before anyone asked for it.
+var closed = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // settle records the result, if none was recorded yet: a task dropped and
 // then run by OnDropped does not change what its submitter was told.
 func (f *Future[T]) settle(v T, err error) {
-	if f.settled.CompareAndSwap(false, true) {
-		f.val, f.err = v, err
-		close(f.done)
+	if !f.state.CompareAndSwap(pending, settling) {
+		return
 	}
+	f.val, f.err = v, err
+	f.state.Store(settled)
+	if !f.done.CompareAndSwap(nil, closed) {
+		close(f.done.Load().(chan struct{}))
+	}
+	f.wg.Done()
 }
 
 func (f *Future[T]) finish(_ Outcome, err error) {
@@ -328,8 +384,15 @@ func (f *Future[T]) finish(_ Outcome, err error) {
 // ends first, Wait returns ctx's error and the future can be waited for
 // again. Wait is safe for concurrent use.
 func (f *Future[T]) Wait(ctx context.Context) (T, error) {
+	if f.state.Load() == settled {
+		return f.val, f.err
+	}
+	if ctx.Done() == nil { // a context that never ends: no channel needed
+		f.wg.Wait()
+		return f.val, f.err
+	}
 	select {
-	case <-f.done:
+	case <-f.Done():
 		return f.val, f.err
 	case <-ctx.Done():
 		var zero T
@@ -338,7 +401,16 @@ func (f *Future[T]) Wait(ctx context.Context) (T, error) {
 }
 
 // Done returns a channel that is closed once the result is ready.
-func (f *Future[T]) Done() <-chan struct{} { return f.done }
+func (f *Future[T]) Done() <-chan struct{} {
+	if c := f.done.Load(); c != nil {
+		return c.(chan struct{})
+	}
+	c := make(chan struct{})
+	if f.done.CompareAndSwap(nil, c) {
+		return c
+	}
+	return f.done.Load().(chan struct{}) // settled, or made by another caller
+}
 
 // Submit submits a task that returns a value and returns a future for its
 // result. It blocks only while the queue is full. The task's context is as
@@ -351,14 +423,22 @@ func Submit[R, T any](ctx context.Context, p *Pool[R], task func(context.Context
 	if ctx == nil {
 		return nil, ErrNilContext
 	}
-	f := &Future[T]{done: make(chan struct{})}
-	run := func(ctx context.Context, r R) error {
-		v, err := task(ctx, r)
-		f.settle(v, err)
-		return err
-	}
-	if err := p.enqueue(ctx, taskOf(ctx, true, run, f)); err != nil {
+	s := &submission[R, T]{fn: task}
+	s.wg.Add(1)
+	if err := p.enqueue(ctx, taskOf[R](ctx, true, nil, s)); err != nil {
 		return nil, err
 	}
-	return f, nil
+	return &s.Future, nil
+}
+
+// submission is a task of Submit and its future, in one allocation.
+type submission[R, T any] struct {
+	Future[T]
+	fn func(context.Context, R) (T, error)
+}
+
+func (s *submission[R, T]) run(ctx context.Context, r R) error {
+	v, err := s.fn(ctx, r)
+	s.settle(v, err)
+	return err
 }

@@ -40,7 +40,7 @@ type worker[R any] struct {
 	tasks    int              // tasks run since the resources opened
 	lastDone time.Time        // when the last task ended or the resources opened, for CheckIdle
 	aging    Timer            // flags expired once the resources reach MaxWorkerAge
-	cur      task[R]          // the task that called Goexit, if cur.fn != nil: see exec
+	cur      task[R]          // the task that called Goexit, if any: see exec
 	final    bool             // closing for the last time
 	thread   int              // the OS thread the resources opened on, with LockOSThread
 	report   func(error) bool // during the start's open: see goexited
@@ -130,7 +130,7 @@ func (w *worker[R]) exit() {
 // the worker, as after a panic.
 func (w *worker[R]) goexited() {
 	p := w.p
-	if t := w.cur; t.fn != nil {
+	if t := w.cur; !t.control() {
 		w.cur = task[R]{}
 		p.spawn(w, func() bool {
 			w.after(t, ErrGoexit, true)
@@ -181,7 +181,7 @@ func (w *worker[R]) serve() (context.Context, context.CancelFunc) {
 		if !ok {
 			return w.p.closeContext()
 		}
-		if t.fn == nil {
+		if t.control() { // a pill: next takes the wake-ups
 			return t.ctx, func() {}
 		}
 		w.handle(t)
@@ -254,7 +254,7 @@ func (w *worker[R]) wait() (task[R], bool) {
 
 // isWakeUp reports whether t is a wake-up sent by wakeWaiting: no task and,
 // unlike a pill, no context.
-func (t task[R]) isWakeUp() bool { return t.fn == nil && t.ctx == nil }
+func (t task[R]) isWakeUp() bool { return t.control() && t.ctx == nil }
 
 // wakeWaiting wakes every worker of a fixed pool that waits in the queue,
 // or is about to, so that it looks again at why it might end; those with
@@ -315,10 +315,18 @@ func (w *worker[R]) handle(t task[R]) {
 		w.track(cancel)
 		defer w.track(nil)
 		defer cancel(nil)
+	case ctxShared:
+		if err := context.Cause(t.ctx); err != nil {
+			t.res.finish(NotRun, err) // its submitter gave up on it
+			return
+		}
+		ctx = t.ctx
+		w.track(t.res.(sharedCtx).cancelCause())
+		defer w.track(nil)
 	}
 	w.started.Add(1)
 	err, panicked := w.exec(ctx, t)
-	if w.cur.fn != nil { // a recovered panic(nil) under GODEBUG=panicnil=1
+	if !w.cur.control() { // a recovered panic(nil) under GODEBUG=panicnil=1
 		w.cur = task[R]{}
 	}
 	w.after(t, err, panicked)
@@ -379,7 +387,7 @@ func (w *worker[R]) exec(ctx context.Context, t task[R]) (err error, panicked bo
 			}
 		}
 	}()
-	err = t.fn(ctx, w.r)
+	err = t.call(ctx, w.r)
 	returned = true
 	return err, false
 }

@@ -298,6 +298,9 @@ func (tr *trial) construct(k int, out reflect.Type, nd nodeCfg, args []reflect.V
 		a := vals[len(nd.deps)+1].Interface().(*AppRes)
 		if !a.started.Load() || a.closedSeq.Load() != 0 {
 			tr.openAfterApp.Add(1)
+			tr.mu.Lock()
+			tr.openAfterAppBy[w.ID]++
+			tr.mu.Unlock()
 		}
 	}
 
