@@ -324,6 +324,7 @@ const (
 	DropQueued
 )
 
+// String returns the policy as it is written: workerpool.Drain, ...
 func (s StopPolicy) String() string {
 	switch s {
 	case Drain:
