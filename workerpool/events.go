@@ -86,19 +86,26 @@ func levelOf(err error, ok, failed zapcore.Level) zapcore.Level {
 }
 
 // Level is info, or error if the start failed.
-func (e PoolStarted) Level() zapcore.Level    { return levelOf(e.Err, zap.InfoLevel, zap.ErrorLevel) }
+func (e PoolStarted) Level() zapcore.Level { return levelOf(e.Err, zap.InfoLevel, zap.ErrorLevel) }
+
 // Level is info, or error if the stop had errors.
-func (e PoolStopped) Level() zapcore.Level    { return levelOf(e.Err, zap.InfoLevel, zap.ErrorLevel) }
+func (e PoolStopped) Level() zapcore.Level { return levelOf(e.Err, zap.InfoLevel, zap.ErrorLevel) }
+
 // Level is error.
-func (PoolFailed) Level() zapcore.Level       { return zap.ErrorLevel }
+func (PoolFailed) Level() zapcore.Level { return zap.ErrorLevel }
+
 // Level is debug, or warn if the open failed.
-func (e WorkerOpened) Level() zapcore.Level   { return levelOf(e.Err, zap.DebugLevel, zap.WarnLevel) }
+func (e WorkerOpened) Level() zapcore.Level { return levelOf(e.Err, zap.DebugLevel, zap.WarnLevel) }
+
 // Level is debug, or warn if the close had errors.
-func (e WorkerClosed) Level() zapcore.Level   { return levelOf(e.Err, zap.DebugLevel, zap.WarnLevel) }
+func (e WorkerClosed) Level() zapcore.Level { return levelOf(e.Err, zap.DebugLevel, zap.WarnLevel) }
+
 // Level is debug for a recycle, info for a restart (it has a Cause).
-func (e WorkerRebuilt) Level() zapcore.Level  { return levelOf(e.Cause, zap.DebugLevel, zap.InfoLevel) }
+func (e WorkerRebuilt) Level() zapcore.Level { return levelOf(e.Cause, zap.DebugLevel, zap.InfoLevel) }
+
 // Level is debug, or warn if the open failed.
 func (e ResourceOpened) Level() zapcore.Level { return levelOf(e.Err, zap.DebugLevel, zap.WarnLevel) }
+
 // Level is debug, or warn if the close failed.
 func (e ResourceClosed) Level() zapcore.Level { return levelOf(e.Err, zap.DebugLevel, zap.WarnLevel) }
 
