@@ -14,8 +14,13 @@
 //
 // # Running
 //
-// bench/run runs everything with -count 6 and writes BENCHMARKS.md. CI runs
-// every benchmark once so that none rots:
+// bench/run runs everything 6 times and writes BENCHMARKS.md. It alternates
+// the implementations: the test binary runs once per sample, taking one
+// sample of every benchmark each time, so that a slow spell of a shared
+// machine falls on all the implementations of a figure, not on the samples
+// of one. New paths of fxpool (a context carrying values, GoReport, groups,
+// Submit, LockOSThread) are impls named fxpool-<path> beside impl=fxpool in
+// the same figure. CI runs every benchmark once so that none rots:
 //
 //	go test -short -run '^$' -bench . -benchtime=1x ./...
 //
