@@ -112,7 +112,9 @@
 //	worker      launch (start, grower, Resize);  a pill (stop, rollback), an      stop and rollback, through
 //	            spawn for the successor of a    elastic or Resize retirement,    the worker's exited channel
 //	            worker whose task called        the stop giving up (abandon),
-//	            Goexit                          or a failed first open
+//	            Goexit, and for the fresh       or a failed first open; the
+//	            goroutine a worker serves on    one that opened ends when it
+//	            once it opened                  hands over to the fresh one
 //	grower      a successful start (Elastic)    the stop (stopGrowing)           the stop
 //	guard       [StopGuard]'s hook, as a timer  the stop it runs, by the app's   the pool's OnStop, if fx
 //	            at half of the app's stop       stop deadline                    reaches it

@@ -79,7 +79,8 @@ func (p *Pool[R]) spawn(w *worker[R], boot func() bool) {
 }
 
 // loop is a worker's life: boot (open, or go on after a Goexit), serve if
-// boot says so, and close whatever is open.
+// boot says so — on a fresh goroutine, see below — and close whatever is
+// open. A nil boot serves at once.
 func (w *worker[R]) loop(boot func() bool) {
 	if w.p.cfg.lockThread {
 		runtime.LockOSThread() // never unlocked: the thread ends with the worker
@@ -94,7 +95,16 @@ func (w *worker[R]) loop(boot func() bool) {
 		ctx    context.Context
 		cancel context.CancelFunc
 	)
-	if boot() {
+	serve := boot == nil || boot()
+	if serve && boot != nil && !w.p.cfg.lockThread {
+		// The open grew this goroutine's stack (reflection, the user's
+		// constructors): serve on a fresh one, which an idle worker keeps
+		// small. Locked workers keep their thread instead.
+		normal = true
+		w.p.spawn(w, nil)
+		return
+	}
+	if serve {
 		ctx, cancel = w.serve()
 	} else {
 		ctx, cancel = w.p.closeContext()
