@@ -111,6 +111,7 @@ type options struct {
 	quiet    bool
 	logLevel zapcore.Level
 	logOff   bool
+	test     *testSeams // set by in-process tests only
 }
 
 // commandFlags are the flags each command takes, beside the common ones.

@@ -28,16 +28,27 @@
 // close, in each worker, and closes the *sql.DB after every worker has
 // stopped.
 //
+// Tasks are submitted with GoReport, so that fxsum knows what became of
+// each file. The first SIGINT or SIGTERM, or a task that fails (a database
+// write), halts the session: the pool is stopped at once with
+// workerpool.DropQueued, so that the files in flight finish and are
+// committed while no queued file starts; each of those is reported NotRun,
+// is not counted as indexed, and the run exits non-zero. Otherwise the
+// session waits for every file it submitted, then stops the app. The tests
+// check these guarantees with package fxpooltest: a Recorder on every run's
+// pool, faults injected into the per-worker constructors and cleanups, and
+// a leak check after each in-process run.
+//
 // # Files
 //
 //	main.go        run, the exit status of each error
 //	cli.go         the command line: flags, which command takes which
 //	app.go         the session every hashing command shares: signals, the
-//	               database, the fx app, its start and stop
+//	               database, the fx app, submitting, halting, its stop
 //	store.go       the database: refusing foreign files, creating, opening
 //	batch.go       a worker's batch of rows and its commits
 //	hash.go        hashing one file; the read buffer and hashers
-//	blake3.go      BLAKE3 with a fast path for small files
+//	blake3.go      BLAKE3 (github.com/zeebo/blake3, assembly)
 //	walk.go        the walker: sorted listings, symbolic links, loops, the
 //	               database's own files, exclusions (exclude.go)
 //	index.go       fxsum index: roots, the hashing task, the summary
@@ -52,6 +63,7 @@
 //
 //	goroutine         started by                stopped by               waited for by
 //	pool workers      the pool's OnStart        the pool's OnStop        the pool's OnStop
+//	the halt's stop   the halt (AfterFunc)      the pool's stop ending   session.stop
 //	the walk          (the main goroutine)      ctx, an interrupt        -
 //	row reader        indexVisitor.enterDir     cursor.close             cursor.close
 //	counting walk     countFiles, with a bar    its stop function        its stop function
@@ -60,7 +72,8 @@
 // # Exit status
 //
 // 0 on success; 1 when verify found changed, missing or unreadable files,
-// when index could not read some files or PATHs, or when the run failed; 2
+// when index could not read some files or PATHs, when the pool stopped
+// before it hashed every file, or when the run failed; 2
 // for bad usage or a database that cannot be opened or is not an fxsum
 // database; 130 when interrupted by SIGINT or SIGTERM.
 package main

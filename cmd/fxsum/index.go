@@ -16,7 +16,6 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 
-	"github.com/fxpool/fxpool/resources"
 	"github.com/fxpool/fxpool/workerpool"
 )
 
@@ -38,15 +37,12 @@ type indexRun struct {
 	writer writeLock  // shared by the batches and the walker
 	self   *selfFiles // the database's files, never indexed
 
-	// walkCtx ends on an interrupt or a fatal error; tasks that start
-	// after it ended do nothing.
-	walkCtx context.Context
-	cancel  context.CancelCauseFunc
+	// halt ends on an interrupt or a fatal error: the session's; the
+	// pool's stop then keeps queued tasks from starting. Only the tests'
+	// hold waits for it, and for refusing to report true.
+	halt     context.Context
+	refusing func() bool
 }
-
-// fail records a fatal error (a database write that failed) and stops the
-// walk.
-func (r *indexRun) fail(err error) { r.cancel(err) }
 
 // problem reports and counts a file or folder that could not be indexed.
 func (r *indexRun) problem(path string, err error) {
@@ -102,47 +98,54 @@ func runIndex(ctx context.Context, o *options, log *zap.Logger, stderr io.Writer
 	s, err := startSession[indexDeps](ctx, o, log, appConfig{
 		pool:   "fxsum-index",
 		create: true,
-		resources: []resources.Declaration{
-			resources.PerWorker(newReadBuf),
-			resources.PerWorker(newHashers),
-			resources.PerWorker(provideConn),
-			resources.PerWorker(provideBatch),
+		resources: []perWorker{
+			{"read buffer", newReadBuf},
+			{"hashers", newHashers},
+			{"connection", provideConn},
+			{"batch", provideBatch},
 		},
-		onError: run.fail,
-		supply:  []any{run},
+		supply: []any{run},
+		test:   o.test,
 	})
 	if err != nil {
 		return err
 	}
 	run.self = newSelfFiles(s.dbFile)
-	walkCtx, cancelWalk := context.WithCancelCause(s.sig)
-	defer cancelWalk(nil)
-	run.walkCtx, run.cancel = walkCtx, cancelWalk
+	run.halt = s.halt
+	run.refusing = func() bool { return probePool(s.pool) != nil }
+	walkCtx := s.halt
 
 	// With a progress bar, a counting walk finds the total ahead of the
 	// index walk.
 	prog := startProgress(o, stderr, &run.c, run.rep)
 	stopCount := countFiles(walkCtx, prog.drawn(), &walker{follow: o.follow, exclude: o.exclude, self: run.self, v: countVisitor{c: &run.c}}, roots)
 
-	walkErr := walkIndex(walkCtx, run, s.pool, s.db, roots, log)
+	walkErr := walkIndex(walkCtx, run, s, s.db, roots, log)
+	halted := walkCtx.Err() != nil // before stop, which ends it
 	stopErr := s.stop(ctx)
 	stopCount()
 	prog.stop()
+	run.hooks.afterRun()
 
 	interrupted := s.interrupted()
-	fatal := context.Cause(walkCtx)
-	if interrupted || errors.Is(fatal, context.Canceled) {
-		fatal = nil
+	fatal := s.failure()
+	if halted && (errors.Is(walkErr, context.Canceled) || errors.Is(walkErr, workerpool.ErrClosed)) {
+		walkErr = nil // the walk stopped because the session halted
 	}
-	if err := errors.Join(fatal, walkErrOnly(walkErr), stopErr); err != nil {
+	if err := errors.Join(fatal, walkErr, stopErr); err != nil {
 		return err
 	}
 	c := &run.c
 	indexed := c.unchanged.Load() + c.committed.Load()
 	if interrupted {
+		// Only what was committed counts: the queued files that the
+		// pool dropped were not hashed.
 		files, _ := c.total()
 		fmt.Fprintf(stderr, "interrupted: %d of %d files indexed\n", indexed, max(files, indexed))
 		return errInterrupted
+	}
+	if n := s.notRun.Load(); n > 0 {
+		return &notRunError{n: n}
 	}
 	if !o.quiet && !prog.drawn() {
 		elapsed := time.Since(start)
@@ -157,6 +160,13 @@ func runIndex(ctx context.Context, o *options, log *zap.Logger, stderr io.Writer
 		return &incompleteError{n: n}
 	}
 	return nil
+}
+
+// probePool submits a task that does nothing, straight to pool, and
+// returns the pool's refusal. A task it accepted runs, or is dropped, with
+// no effect.
+func probePool(pool *workerpool.Pool[indexDeps]) error {
+	return pool.GoReport(context.Background(), func(context.Context, indexDeps) error { return nil }, func(workerpool.Outcome, error) {})
 }
 
 // countFiles starts, if on is set, the counting walk of roots with w, and
@@ -179,14 +189,6 @@ func countFiles(ctx context.Context, on bool, w *walker, roots []string) (stop f
 		cancel()
 		<-done
 	}
-}
-
-// walkErrOnly drops the cancellation errors that an interrupt causes.
-func walkErrOnly(err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, workerpool.ErrClosed) {
-		return nil
-	}
-	return err
 }
 
 // absRoots makes the paths absolute and clean, reports those that do not
@@ -244,10 +246,7 @@ func under(path, dir string) bool {
 func (r *indexRun) hashTask(dir, name string, link bool) func(context.Context, indexDeps) error {
 	return func(ctx context.Context, d indexDeps) error {
 		path := filepath.Join(dir, name)
-		r.hooks.beforeTask(r.walkCtx)
-		if r.walkCtx.Err() != nil {
-			return nil
-		}
+		r.hooks.beforeTask(r.halt, r.refusing)
 		res, err := hashFile(ctx, path, r.opts.algo, r.opts.follow || link, d.Buf, d.Hashers, func(n int64) { r.c.readBytes.Add(n) })
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotRegular) {

@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	"go.uber.org/zap"
-
-	"github.com/fxpool/fxpool/workerpool"
 )
 
 // indexVisitor decides, directory by directory, what to hash and what to
@@ -21,7 +19,7 @@ import (
 // used by the walking goroutine only.
 type indexVisitor struct {
 	run    *indexRun
-	pool   *workerpool.Pool[indexDeps]
+	s      *session[indexDeps]
 	conn   *sql.Conn
 	lookup *sql.Stmt
 	log    *zap.Logger
@@ -156,7 +154,7 @@ func (v *indexVisitor) seek(name string) bool {
 // walkIndex walks the roots, skips unchanged files, submits the others to
 // the pool, removes the rows of files that are gone and, when the walk
 // completed, of directories that are gone.
-func walkIndex(ctx context.Context, run *indexRun, pool *workerpool.Pool[indexDeps], db *sql.DB, roots []string, log *zap.Logger) (err error) {
+func walkIndex(ctx context.Context, run *indexRun, s *session[indexDeps], db *sql.DB, roots []string, log *zap.Logger) (err error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -168,7 +166,7 @@ func walkIndex(ctx context.Context, run *indexRun, pool *workerpool.Pool[indexDe
 	}
 	defer lookup.Close()
 	v := &indexVisitor{
-		run: run, pool: pool, conn: conn, lookup: lookup, log: log,
+		run: run, s: s, conn: conn, lookup: lookup, log: log,
 		visited: make(map[string]struct{}), failed: make(map[string]struct{}),
 	}
 	defer func() { err = errors.Join(err, v.cur.close()) }()
@@ -224,7 +222,7 @@ func (v *indexVisitor) file(ctx context.Context, dir, name string, st *fileState
 		c.unchangedBytes.Add(st.size)
 		return nil
 	}
-	return v.pool.Go(ctx, v.run.hashTask(dir, name, link))
+	return v.s.submit(v.run.hashTask(dir, name, link))
 }
 
 func (v *indexVisitor) leaveDir(ctx context.Context, dir string, complete bool) error {

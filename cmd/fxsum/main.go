@@ -39,6 +39,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	return runCommand(ctx, o, stdout, stderr)
+}
+
+// runCommand runs the command that o, the parsed arguments, names.
+func runCommand(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	log := newLogger(o, stderr)
 	defer func() { _ = log.Sync() }()
 	switch o.cmd {

@@ -8,4 +8,5 @@ const (
 	envHoldAfter = "FXSUM_TEST_HOLD_AFTER"
 	envBatchRows = "FXSUM_TEST_BATCH_ROWS"
 	holdMessage  = "fxsum: test hook: holding"
+	heldMessage  = "fxsum: test hook: held"
 )

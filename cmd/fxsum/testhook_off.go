@@ -11,6 +11,7 @@ import (
 // testhook.go.
 type testHooks struct{}
 
-func newTestHooks(io.Writer) (testHooks, error) { return testHooks{}, nil }
-func (testHooks) beforeTask(context.Context)    {}
-func (testHooks) batchRows() int                { return defaultBatchRows }
+func newTestHooks(io.Writer) (testHooks, error)           { return testHooks{}, nil }
+func (testHooks) beforeTask(context.Context, func() bool) {}
+func (testHooks) afterRun()                               {}
+func (testHooks) batchRows() int                          { return defaultBatchRows }

@@ -16,8 +16,6 @@ import (
 
 	"go.uber.org/fx"
 	"go.uber.org/zap"
-
-	"github.com/fxpool/fxpool/resources"
 )
 
 // verifyDeps is what a verifying task gets from its worker. It needs no
@@ -52,10 +50,11 @@ func runVerify(ctx context.Context, o *options, log *zap.Logger, stdout, stderr 
 	}
 	s, err := startSession[verifyDeps](ctx, o, log, appConfig{
 		pool: "fxsum-verify",
-		resources: []resources.Declaration{
-			resources.PerWorker(newReadBuf),
-			resources.PerWorker(newHashers),
+		resources: []perWorker{
+			{"read buffer", newReadBuf},
+			{"hashers", newHashers},
 		},
+		test: o.test,
 	})
 	if err != nil {
 		return err
@@ -71,27 +70,24 @@ func runVerify(ctx context.Context, o *options, log *zap.Logger, stdout, stderr 
 		mu.Unlock()
 		c.problems.Add(1)
 	}
-	if err := checkIndexed(s.sig, s.db, roots, o.paths); err != nil {
+	if err := checkIndexed(s.halt, s.db, roots, o.paths); err != nil {
 		return errors.Join(err, s.stop(ctx))
 	}
 	if len(roots) == 0 {
 		// The total, for progress and the interrupt message.
 		var n, size int64
-		if err := s.db.QueryRowContext(s.sig, `SELECT count(*), coalesce(sum(size), 0) FROM files`).Scan(&n, &size); err != nil {
+		if err := s.db.QueryRowContext(s.halt, `SELECT count(*), coalesce(sum(size), 0) FROM files`).Scan(&n, &size); err != nil {
 			return errors.Join(fmt.Errorf("verify: %w", err), s.stop(ctx))
 		}
 		c.found.Store(n)
 		c.foundBytes.Store(size)
 		c.exact.Store(true)
 	}
-	sigCtx, db, pool := s.sig, s.db, s.pool
+	haltCtx, db := s.halt, s.db
 	prog := startProgress(o, stderr, &c, &reporter{w: stderr})
 
 	task := func(path string, r fileRow) func(context.Context, verifyDeps) error {
 		return func(ctx context.Context, d verifyDeps) error {
-			if sigCtx.Err() != nil {
-				return nil
-			}
 			res, err := hashFile(ctx, path, r.algo, true, d.Buf, d.Hashers, func(n int64) { c.readBytes.Add(n) })
 			switch {
 			case errors.Is(err, fs.ErrNotExist):
@@ -109,7 +105,7 @@ func runVerify(ctx context.Context, o *options, log *zap.Logger, stdout, stderr 
 		}
 	}
 	walkErr := func() error {
-		rows, err := db.QueryContext(sigCtx, `SELECT dir, name, size, mtime_ns, algo, digest FROM files`)
+		rows, err := db.QueryContext(haltCtx, `SELECT dir, name, size, mtime_ns, algo, digest FROM files`)
 		if err != nil {
 			return fmt.Errorf("verify: %w", err)
 		}
@@ -127,7 +123,7 @@ func runVerify(ctx context.Context, o *options, log *zap.Logger, stdout, stderr 
 				c.seen.Add(1)
 				c.seenBytes.Add(r.state.size)
 			}
-			if err := pool.Go(sigCtx, task(path, r)); err != nil {
+			if err := s.submit(task(path, r)); err != nil {
 				return err
 			}
 		}
@@ -148,7 +144,7 @@ func runVerify(ctx context.Context, o *options, log *zap.Logger, stdout, stderr 
 	if interrupted {
 		walkErr = nil
 	}
-	if err := errors.Join(walkErr, stopErr); err != nil {
+	if err := errors.Join(s.failure(), walkErr, stopErr); err != nil {
 		return err
 	}
 	slices.SortFunc(findings, func(a, b finding) int {
@@ -170,6 +166,9 @@ func runVerify(ctx context.Context, o *options, log *zap.Logger, stdout, stderr 
 	if interrupted {
 		fmt.Fprintf(stderr, "interrupted: %d of %d files verified\n", c.hashed.Load()+c.problems.Load(), func() int64 { n, _ := c.total(); return n }())
 		return errInterrupted
+	}
+	if n := s.notRun.Load(); n > 0 {
+		return &notRunError{n: n}
 	}
 	if !o.quiet {
 		fmt.Fprintf(stderr, "fxsum: verified %d files: %d ok, %d changed, %d missing, %d unreadable; %s\n",
