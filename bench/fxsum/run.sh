@@ -23,7 +23,9 @@
 #
 # Usage, from anywhere in the repository:
 #   bash bench/fxsum/run.sh
-# SHAPES="flat deep" picks shapes. MILLION=1 also indexes 1,000,000 files of
+# SHAPES="flat deep" picks shapes. ALT=BINARY adds the new-index rows of
+# another build of fxsum (an A/B of a change, in the same rounds), with
+# ALT_LABEL as its name. MILLION=1 also indexes 1,000,000 files of
 # 100 bytes (100 folders) and prints fxsum's peak memory (GNU time).
 # The trees are made in a new folder under ${TMPDIR:-/tmp}, deleted at the end.
 set -euo pipefail
@@ -106,11 +108,14 @@ for shape in $SHAPES; do
 	fx_new() { rm -f "$DB"*; "$FX" --quiet --db "$DB" "$T"; }
 	fx_rerun() { "$FX" --quiet --db "$DB" "$T"; }
 	fx_new_b3() { rm -f "$DB.b3"*; "$FX" --quiet --algo blake3 --db "$DB.b3" "$T"; }
+	alt_new() { rm -f "$DB.alt"*; "$ALT" --quiet --db "$DB.alt" "$T"; }
+	alt_new_b3() { rm -f "$DB.alt"*; "$ALT" --quiet --algo blake3 --db "$DB.alt" "$T"; }
 	CMDS=(fx_new fx_rerun statwalk xargs_sha)
 	[ $HAVE_HASHDEEP = 1 ] && CMDS+=(hd)
 	[ $HAVE_RHASH = 1 ] && CMDS+=(rh)
 	CMDS+=(fx_new_b3)
 	[ $HAVE_B3SUM = 1 ] && CMDS+=(xargs_b3)
+	[ -n "${ALT:-}" ] && CMDS+=(alt_new alt_new_b3)
 	# Round robin: each round runs every command once, so that a change
 	# in the machine's load (it may be shared) weighs on all of them alike.
 	for _ in $(seq "$RUNS"); do
@@ -128,6 +133,11 @@ for shape in $SHAPES; do
 	[ $HAVE_RHASH = 1 ] && row "rhash --sha256 -r (one thread)" rh fx_new
 	row "fxsum --algo blake3 (new index)" fx_new_b3
 	[ $HAVE_B3SUM = 1 ] && row "find \\| xargs -0 -P $CORES b3sum" xargs_b3 fx_new_b3
+	if [ -n "${ALT:-}" ]; then
+		row "${ALT_LABEL:-ALT} (new index, sha256)" alt_new fx_new
+		row "${ALT_LABEL:-ALT} --algo blake3 (new index)" alt_new_b3 fx_new_b3
+		[ $HAVE_B3SUM = 1 ] && row "find \\| xargs -0 -P $CORES b3sum (against ${ALT_LABEL:-ALT})" xargs_b3 alt_new_b3
+	fi
 	row "fxsum (unchanged rerun)" fx_rerun
 	row "find -type f -printf '%s %T@ %i\\n' (stat walk)" statwalk fx_rerun
 	rm -f "$WORK"/t.*

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -11,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"lukechampine.com/blake3"
 )
 
 func TestManifestLine(t *testing.T) {
@@ -268,24 +267,58 @@ func TestCountersTotal(t *testing.T) {
 	}
 }
 
-// TestBLAKE3 compares fxsum's BLAKE3, with its fast path for small inputs,
-// with the library's, across the sizes where the paths and the tree change,
-// written at once and in pieces.
-func TestBLAKE3(t *testing.T) {
-	data := make([]byte, 3*smallBLAKE3+7)
+// blake3Vectors are the BLAKE3-256 digests of the first size bytes of
+// blake3Input, computed with b3sum 1.2.0 (the reference implementation, in
+// Rust): around the block (64 bytes) and chunk (1 KiB) boundaries, the
+// SIMD widths of the chunk tree, and beyond one read buffer.
+var blake3Vectors = []struct {
+	size   int
+	digest string
+}{
+	{0, "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"},
+	{1, "2d3adedff11b61f14c886e35afa036736dcd87a74d27b5c1510225d0f592e213"},
+	{63, "05ea11bb8b03801cb11b92b2272a09a1091445ab2be91f5012845aa745899cce"},
+	{64, "91879ebe9cbc1b03e7d14eeb052ace3b17c666416098b545f2b070c8624bc94a"},
+	{65, "57a299ea7fe87704589bdcc5c5f1dc35409bbc9c333af038ea9424770cfea65d"},
+	{1023, "4eeafa1cdd8e39eb4610d8c947db0c757308318357eea20970c42ead72fa913e"},
+	{1024, "bde35b561408a376a2ecf7812d4822e50ada3caecfbe85a2fd92a6b341cce8b9"},
+	{1025, "d2cd402063940be6c8726a1e785e11e09f92d46f6552eeec30ff9beb426e38d0"},
+	{2048, "20914c30baab014d8bb332c0734a4841eedc9ec698cd39257fc9ade9a285bc2a"},
+	{3000, "0d13fde276c0e57a420ced7e4cfdb84ab8f32d3065454531fc0919af42b3d6d7"},
+	{8191, "3180ba9d054ec9f63be929a9235c765f4931f9333ee89fceba7256bae7b8b4cd"},
+	{8192, "c2895dc91df62ed45c75679d9e28836dee6fc56fe9105680ae57876613eb09ad"},
+	{8193, "477377ee9050d98bd258a0dfe9da9555f8d06caf66fe9131d77c9e5d43d6b91e"},
+	{16383, "6e5bd56b458d671b33efb9e2cb091aba1f50a8598d2d77a7c915579add4fd917"},
+	{16384, "eecae8f2d3e675080588a1a317b86f9a0e8541186df711df88a253573e22550a"},
+	{16385, "8f8dcc08a19549b3a245639aea337681ee8ae8ca5955d05b5baeceaf6e7b4aa5"},
+	{32773, "c01a6e972cca48842cc6786741bea0ef34ea1c724437a328d62c43f7fe8b4c97"},
+	{65536, "d9daf2a17da1f119ed2cfa19592c742db80f6a5090c66bd22ab02330acd7be01"},
+	{100000, "b69cf6296505efce986acbd8141c4f8c29e43e327d5ac87de505ac35be69a3ad"},
+	{1048576, "277646317c00df1f8ab3ed2f43808766c1c57870038d524cde4ce8824fc4c43a"},
+	{1048577, "12b93ce39a126e738dbaca4f6de2b90de153f1de80e5867e96bbe544afec077f"},
+}
+
+func blake3Input(n int) []byte {
+	data := make([]byte, n)
 	for i := range data {
 		data[i] = byte(i*7 + i>>8)
 	}
+	return data
+}
+
+// TestBLAKE3 checks fxsum's BLAKE3 against digests of the reference
+// implementation, written at once and in pieces.
+func TestBLAKE3(t *testing.T) {
+	data := blake3Input(blake3Vectors[len(blake3Vectors)-1].size)
 	h := newBLAKE3()
-	for _, size := range []int{0, 1, 63, 64, 65, 1023, 1024, 1025, 2048, 3000, 8191, 8192, 8193, smallBLAKE3 - 1, smallBLAKE3, smallBLAKE3 + 1, 2*smallBLAKE3 + 5, len(data)} {
-		want := blake3.Sum256(data[:size])
-		for _, step := range []int{size + 1, 1000, 4096} {
+	for _, v := range blake3Vectors {
+		for _, step := range []int{v.size + 1, 1000, 4096} {
 			h.Reset()
-			for i := 0; i < size; i += step {
-				h.Write(data[i:min(size, i+step)])
+			for i := 0; i < v.size; i += step {
+				h.Write(data[i:min(v.size, i+step)])
 			}
-			if got := h.Sum(nil); !bytes.Equal(got, want[:]) {
-				t.Errorf("size %d, written %d at a time: %x, want %x", size, step, got, want)
+			if got := hex.EncodeToString(h.Sum(nil)); got != v.digest {
+				t.Errorf("size %d, written %d at a time: %s, want %s", v.size, step, got, v.digest)
 			}
 		}
 	}
