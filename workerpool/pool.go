@@ -65,18 +65,19 @@ type Pool[R any] struct {
 	dropping  atomic.Bool  // workers report queued tasks as not run
 	idle      atomic.Int32 // workers waiting for a task
 
-	mu      sync.Mutex
-	state   state                         // guarded by mu; see transition
-	ended   bool                          // closing is closed and life ended; guarded by mu
-	closing chan struct{}                 // closed when the pool stops taking tasks
-	abandon chan struct{}                 // closed when a stop gives up waiting: late workers end alone
-	stopped chan struct{}                 // closed when the first stop has returned
-	stopErr error                         // the first stop's error, set before stopped closes
-	guarded *time.Timer                   // StopGuard's: begins the stop if fx is late; guarded by mu
-	feeders []func(context.Context) error // see AddFeeder; guarded by mu
-	size    int                           // a fixed pool's workers, as Resize sets; guarded by mu
-	started bool                          // the start succeeded; guarded by mu
-	excess  atomic.Int32                  // workers of a fixed pool to retire: see Resize
+	mu        sync.Mutex
+	state     state                         // guarded by mu; see transition
+	stopBegun bool                          // a stop has begun: a second one waits for it; guarded by mu
+	ended     bool                          // closing is closed and life ended; guarded by mu
+	closing   chan struct{}                 // closed when the pool stops taking tasks
+	abandon   chan struct{}                 // closed when a stop gives up waiting: late workers end alone
+	stopped   chan struct{}                 // closed when the first stop has returned
+	stopErr   error                         // the first stop's error, set before stopped closes
+	guarded   *time.Timer                   // StopGuard's: begins the stop if fx is late; guarded by mu
+	feeders   []func(context.Context) error // see AddFeeder; guarded by mu
+	size      int                           // a fixed pool's workers, as Resize sets; guarded by mu
+	started   bool                          // the start succeeded; guarded by mu
+	excess    atomic.Int32                  // workers of a fixed pool to retire: see Resize
 
 	// The pool's own contexts, ended with a cause. life ends when the pool
 	// stops taking tasks: workers stop retrying opens. tasks is the parent

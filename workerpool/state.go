@@ -44,10 +44,19 @@ func (s state) String() string {
 // starting, serving or stopping for good ends the pool's life: submitters
 // are refused and woken, and workers stop retrying opens.
 func (p *Pool[R]) transition(to state, from ...state) bool {
+	return p.transitionIf(to, nil, from...)
+}
+
+// transitionIf is transition that also requires ok, if not nil, to hold
+// under the lock.
+func (p *Pool[R]) transitionIf(to state, ok func() bool, from ...state) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !slices.Contains(from, p.state) {
+	if !slices.Contains(from, p.state) || ok != nil && !ok() {
 		return false
+	}
+	if to == stateStopping {
+		p.stopBegun = true
 	}
 	p.state = to
 	p.accepting.Store(to == stateServing || to == stateStopping)

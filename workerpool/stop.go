@@ -57,8 +57,9 @@ func (p *Pool[R]) shutdown(ctx context.Context, policy StopPolicy) error {
 		close(p.stopped)
 		return nil
 	case p.transition(stateStopping, stateServing):
-	case p.transition(stateDraining, stateFailed):
-		// A failed pool has no feeders to wait for: it takes no tasks.
+	case p.transitionIf(stateDraining, func() bool { return !p.stopBegun }, stateFailed):
+		// A failed pool has no feeders to wait for: it takes no tasks. One
+		// that failed while a stop stopped its feeders is that stop's.
 	case p.current() == stateStarting:
 		// fx stops only hooks whose start returned: a concurrent stop is a
 		// caller's mistake, and the start cleans up after itself.

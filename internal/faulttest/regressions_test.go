@@ -105,8 +105,8 @@ func TestRegressionTaskSubmittedBeforeASkippedStartIsNeverReported(t *testing.T)
 }
 
 // Bug 4 — found by reading the stop paths the property test drives
-// (Pool.Stop racing app.Stop, with MaxRestarts) and confirmed here; OPEN,
-// reported to the owner of workerpool, so skipped until fixed.
+// (Pool.Stop racing app.Stop, with MaxRestarts) and confirmed here; fixed
+// in workerpool: a failed pool runs a stop of its own only if none began.
 //
 // A pool that fails (MaxRestarts) while a stop is in its first phase
 // (stopping: feeders stop feeding) goes from stopping to failed, and a
@@ -118,7 +118,6 @@ func TestRegressionTaskSubmittedBeforeASkippedStartIsNeverReported(t *testing.T)
 // stop makes the window as long as the test needs; without one it is the
 // instant between the stop's two transitions.
 func TestRegressionFailDuringStopRunsASecondShutdown(t *testing.T) {
-	t.Skip("known bug 4, reported to the owner of workerpool: a pool that fails while stopping lets a second stop run a second shutdown (panic: close of closed channel)")
 	var pool *workerpool.Pool[*regConn]
 	app := fx.New(
 		fx.NopLogger,
