@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"runtime"
-	"strings"
 
+	"github.com/fxpool/fxpool/internal/callsite"
 	"go.uber.org/dig"
 	"go.uber.org/fx"
 )
@@ -311,17 +310,5 @@ func funcLocation(v reflect.Value) string {
 		return v.Type().String()
 	}
 	file, line := f.FileLine(f.Entry())
-	return fmt.Sprintf("%s (%s:%d)", f.Name(), shortPath(file), line)
-}
-
-// shortPath keeps the last two elements of a path: enough to find the file,
-// without the machine's directories.
-func shortPath(file string) string {
-	file = filepath.ToSlash(file)
-	if i := strings.LastIndexByte(file, '/'); i > 0 {
-		if j := strings.LastIndexByte(file[:i], '/'); j >= 0 {
-			return file[j+1:]
-		}
-	}
-	return file
+	return fmt.Sprintf("%s (%s:%d)", f.Name(), callsite.Short(file), line)
 }

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 
+	"github.com/fxpool/fxpool/internal/callsite"
 	"github.com/fxpool/fxpool/resources"
 	"go.uber.org/dig"
 	"go.uber.org/fx"
@@ -36,7 +37,7 @@ import (
 func Provide[R any](name string, opts ...Option) fx.Option {
 	where := "workerpool.Provide"
 	if _, file, line, ok := runtime.Caller(1); ok {
-		where = fmt.Sprintf("workerpool.Provide at %s:%d", shortPath(file), line)
+		where = fmt.Sprintf("workerpool.Provide at %s:%d", callsite.Short(file), line)
 	}
 	fail := func(err error) fx.Option {
 		return fx.Error(fmt.Errorf("workerpool: pool %q (%s): %w", name, where, err))
@@ -161,19 +162,6 @@ func build[R any](name, where string, cfg config, plan *resources.Plan[R], in re
 type needValue struct{ v reflect.Value }
 
 var typeNeed = reflect.TypeFor[*needValue]()
-
-// shortPath keeps the last two elements of a path.
-func shortPath(file string) string {
-	n := 0
-	for i := len(file) - 1; i >= 0; i-- {
-		if file[i] == '/' {
-			if n++; n == 2 {
-				return file[i+1:]
-			}
-		}
-	}
-	return file
-}
 
 // poolHooks are a pool's fx hooks. They are methods of a plain type so that
 // fx's log names them: workerpool.(*poolHooks).start and .stop.
