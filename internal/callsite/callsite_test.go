@@ -10,7 +10,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestShort(t *testing.T) {
 	tests := []struct{ give, want string }{
-		{"/home/me/src/app/cmd/main.go", "cmd/main.go"},
+		{"/build/app/cmd/main.go", "cmd/main.go"},
 		{"cmd/main.go", "cmd/main.go"},
 		{"main.go", "main.go"},
 	}
