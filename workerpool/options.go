@@ -535,10 +535,12 @@ func (o closeTimeoutOption) String() string {
 //
 // A task that calls runtime.Goexit ends the worker's thread too: the worker
 // goes on, on a fresh locked thread, after rebuilding its resources (the
-// old ones are closed on the new thread, the old being gone). On Linux a
-// worker also notices a task that unlocked the thread and moved (it
-// compares the thread before each task with the one its resources were
-// opened on) and rebuilds on a fresh locked thread. Each worker then holds
+// old ones are closed on the new thread, the old being gone). The worker
+// holds the lock twice, so a task's one unbalanced runtime.UnlockOSThread
+// leaves it locked; a task that unlocks it further is noticed on Linux once
+// the worker has moved (it compares the thread before each task with the
+// one its resources were opened on), and the worker rebuilds on a fresh
+// locked thread. Each worker then holds
 // a thread: see the benchmark table for the cost of the hand-off.
 func LockOSThread() Option { return lockThreadOption{} }
 

@@ -83,7 +83,7 @@ func (p *Pool[R]) spawn(w *worker[R], boot func() bool) {
 // open. A nil boot serves at once.
 func (w *worker[R]) loop(boot func() bool) {
 	if w.p.cfg.lockThread {
-		runtime.LockOSThread() // never unlocked: the thread ends with the worker
+		lockThread()
 	}
 	normal := false
 	defer func() {
@@ -304,7 +304,7 @@ func (w *worker[R]) handle(t task[R]) {
 	if p.cfg.lockThread && w.scope != nil && threadID() != w.thread {
 		// A task unlocked the thread and the worker moved: lock the new
 		// one, and open the resources there.
-		runtime.LockOSThread()
+		lockThread()
 		w.rebuild(restart, errThreadChanged)
 	}
 	if p.dropping.Load() || w.scope == nil {
@@ -602,6 +602,14 @@ func (p *Pool[R]) sleep(d time.Duration) bool {
 		t.Stop()
 		return false
 	}
+}
+
+// lockThread locks the calling worker's goroutine to its thread, twice: a
+// task's one unbalanced runtime.UnlockOSThread leaves it locked. The worker
+// never unlocks: the thread ends with it.
+func lockThread() {
+	runtime.LockOSThread()
+	runtime.LockOSThread()
 }
 
 // errThreadChanged is the cause of a rebuild of a worker locked to its

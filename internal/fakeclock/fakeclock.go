@@ -41,24 +41,35 @@ func (c *Clock) AfterFunc(d time.Duration, f func()) workerpool.Timer {
 	return t
 }
 
-// Add moves the clock forward by d and calls, in order, every pending
-// function that has come due, on the caller's goroutine.
+// Add moves the clock forward by d and calls every pending function that
+// comes due meanwhile, on the caller's goroutine, in the order they come
+// due (those due at the same time, in the order they were set), with the
+// clock at each one's time: as time.AfterFunc would. A function due within
+// d that a called function sets is called too.
 func (c *Clock) Add(d time.Duration) {
 	c.mu.Lock()
-	c.now = c.now.Add(d)
-	var due, rest []*timer
-	for _, t := range c.timers {
-		if !t.at.After(c.now) {
-			due = append(due, t)
-		} else {
-			rest = append(rest, t)
+	end := c.now.Add(d)
+	for {
+		next := -1
+		for i, t := range c.timers {
+			if !t.at.After(end) && (next < 0 || t.at.Before(c.timers[next].at)) {
+				next = i
+			}
 		}
-	}
-	c.timers = rest
-	c.mu.Unlock()
-	for _, t := range due {
+		if next < 0 {
+			break
+		}
+		t := c.timers[next]
+		c.timers = append(c.timers[:next:next], c.timers[next+1:]...)
+		if t.at.After(c.now) {
+			c.now = t.at
+		}
+		c.mu.Unlock()
 		t.f()
+		c.mu.Lock()
 	}
+	c.now = end
+	c.mu.Unlock()
 }
 
 // Pending returns the durations of the timers that have not fired or been
