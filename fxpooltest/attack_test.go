@@ -354,7 +354,7 @@ func TestAttack2ClockOrderStopAndReentry(t *testing.T) {
 		c.AfterFunc(3*time.Second, func() { order = append(order, 3) })
 		c.AfterFunc(time.Second, func() {
 			order = append(order, 1)
-			_ = c.Now()                                         // re-entry must not deadlock
+			_ = c.Now()                                          // re-entry must not deadlock
 			c.AfterFunc(time.Hour, func() { inner.Store(true) }) // nor may arming a timer
 		})
 		c.AfterFunc(2*time.Second, func() { order = append(order, 2) })
