@@ -435,10 +435,22 @@ func Submit[R, T any](ctx context.Context, p *Pool[R], task func(context.Context
 type submission[R, T any] struct {
 	Future[T]
 	fn func(context.Context, R) (T, error)
+	v  T // the task's value, kept by run for finish
 }
 
+// run runs the task and keeps its value: the future is settled by finish,
+// after the worker has counted the task, so that a submitter who has its
+// result sees it in Stats.
 func (s *submission[R, T]) run(ctx context.Context, r R) error {
 	v, err := s.fn(ctx, r)
-	s.settle(v, err)
+	s.v = v
 	return err
+}
+
+func (s *submission[R, T]) finish(o Outcome, err error) {
+	if o == Succeeded || o == Failed {
+		s.settle(s.v, err)
+		return
+	}
+	s.Future.finish(o, err)
 }
