@@ -79,13 +79,16 @@ func ExamplePool_Do_context() {
 
 	req, cancel := context.WithCancelCause(context.WithValue(ctx, requestID{}, "req-7"))
 	seen := make(chan error, 1)
+	returned := make(chan struct{})
 	err := pool.Do(req, func(ctx context.Context, _ *Fetcher) error {
 		fmt.Println("serving", ctx.Value(requestID{}))
 		cancel(errors.New("client went away"))
 		<-ctx.Done() // the submitter's cancellation reaches the task
 		seen <- context.Cause(ctx)
+		<-returned
 		return nil
 	})
+	close(returned)
 	fmt.Println(err)    // Do returns as soon as its context ends
 	fmt.Println(<-seen) // the task saw why
 	// Output:
