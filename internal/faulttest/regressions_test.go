@@ -91,9 +91,8 @@ func TestRegressionTaskSubmittedBeforeASkippedStartIsNeverReported(t *testing.T)
 	if err := app.Start(ctx); err == nil {
 		t.Fatal("Start succeeded")
 	}
-	stopCtx, cancelStop := context.WithTimeout(context.Background(), time.Second)
-	defer cancelStop()
-	_ = app.Stop(stopCtx)
+	// No app.Stop: nothing started that has a stop, and a Stop while fx's
+	// abandoned Start still runs in the background races inside fx.
 	select {
 	case err := <-done:
 		if !errors.Is(err, workerpool.ErrNotStarted) && !errors.Is(err, workerpool.ErrClosed) {
