@@ -118,10 +118,13 @@
 //	grower      a successful start (Elastic)    the stop (stopGrowing)           the stop
 //	guard       [StopGuard]'s hook, as a timer  the stop it runs, by the app's   the pool's OnStop, if fx
 //	            at half of the app's stop       stop deadline                    reaches it
+//	feeder      a stop, one feeder's stop at a  that stop returning              the stop, until two fifths
+//	stop        time (see [Pool.AddFeeder])                                      of its budget
 //
 // Timers made with the pool's [Clock] (MaxWorkerAge, restart backoff,
-// elastic idling) and the stop's drain timer run no code but a flag or a
-// channel close, and are stopped by their owners.
+// elastic idling) run no code but a flag or a channel close; the stop's
+// drain timer marks the queue dropped and cancels the running tasks'
+// contexts. Their owners stop them.
 //
 // # Observing
 //
