@@ -85,10 +85,9 @@ func (p *Pool[R]) stopGrowing() int {
 	e.stopping = true
 	n := e.live
 	e.mu.Unlock()
-	if p.started { // the grower runs
-		close(e.stop)
-		<-e.stopped
-	}
+	// A stop reaches here only after a start that succeeded: the grower runs.
+	close(e.stop)
+	<-e.stopped
 	return n
 }
 

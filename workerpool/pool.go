@@ -68,7 +68,6 @@ type Pool[R any] struct {
 	mu        sync.Mutex
 	state     state                         // guarded by mu; see transition
 	stopBegun bool                          // a stop has begun: a second one waits for it; guarded by mu
-	ended     bool                          // closing is closed and life ended; guarded by mu
 	closing   chan struct{}                 // closed when the pool stops taking tasks
 	abandon   chan struct{}                 // closed when a stop gives up waiting: late workers end alone
 	stopped   chan struct{}                 // closed when the first stop has returned
@@ -76,7 +75,6 @@ type Pool[R any] struct {
 	guarded   *time.Timer                   // StopGuard's: begins the stop if fx is late; guarded by mu
 	feeders   []func(context.Context) error // see AddFeeder; guarded by mu
 	size      int                           // a fixed pool's workers, as Resize sets; guarded by mu
-	started   bool                          // the start succeeded; guarded by mu
 	excess    atomic.Int32                  // workers of a fixed pool to retire: see Resize
 
 	// The pool's own contexts, ended with a cause. life ends when the pool

@@ -109,9 +109,6 @@ func (p *Pool[R]) start(ctx context.Context) error {
 	// Success only within the open's share: fx must see the hook return
 	// before its deadline, or it gives up on a pool it will never stop.
 	if len(failures) == 0 && cause == nil && p.queueZeroReady(openCtx, n) && openCtx.Err() == nil {
-		p.mu.Lock()
-		p.started = true
-		p.mu.Unlock()
 		if e := p.elastic; e != nil {
 			e.mu.Lock()
 			e.live = n

@@ -40,9 +40,10 @@ func (s state) String() string {
 }
 
 // transition moves the pool to state to if it is in one of from, and
-// reports whether it did. It is the only place the state changes. Leaving
-// starting, serving or stopping for good ends the pool's life: submitters
-// are refused and woken, and workers stop retrying opens.
+// reports whether it did. It is the only place the state changes; states
+// only move forward, in the order of their constants. Leaving starting,
+// serving or stopping ends the pool's life: submitters are refused and
+// woken, and workers stop retrying opens.
 func (p *Pool[R]) transition(to state, from ...state) bool {
 	return p.transitionIf(to, nil, from...)
 }
@@ -58,10 +59,10 @@ func (p *Pool[R]) transitionIf(to state, ok func() bool, from ...state) bool {
 	if to == stateStopping {
 		p.stopBegun = true
 	}
+	was := p.state
 	p.state = to
 	p.accepting.Store(to == stateServing || to == stateStopping)
-	if to >= stateFailed && !p.ended {
-		p.ended = true
+	if was < stateFailed && to >= stateFailed {
 		close(p.closing)
 		p.endLife(ErrClosed)
 	}
