@@ -311,25 +311,23 @@ func (w *worker[R]) handle(t task[R]) {
 		p.drop(t)
 		return
 	}
+	if t.mode == ctxBound || t.mode == ctxShared {
+		if err := context.Cause(t.ctx); err != nil {
+			p.tell(t, NotRun, err) // its submitter gave up on it
+			return
+		}
+	}
 	ctx := p.tasks
 	switch t.mode {
 	case ctxValues:
 		ctx = &valuesCtx{Context: p.tasks, values: t.ctx}
 	case ctxBound:
-		if err := context.Cause(t.ctx); err != nil {
-			p.tell(t, NotRun, err) // its submitter gave up on it
-			return
-		}
 		var cancel context.CancelCauseFunc
 		ctx, cancel = context.WithCancelCause(t.ctx)
 		w.track(cancel)
 		defer w.track(nil)
 		defer cancel(nil)
 	case ctxShared:
-		if err := context.Cause(t.ctx); err != nil {
-			t.res.finish(NotRun, err) // its submitter gave up on it
-			return
-		}
 		ctx = t.ctx
 		w.track(t.res.(sharedCtx).cancelCause())
 		defer w.track(nil)
