@@ -202,9 +202,6 @@ func checkLines(t *testing.T, lines []string) {
 // fx.StartTimeout with app.Run(): a start that runs out of budget must have
 // closed every opened resource before the process exits.
 func TestAttackStartTimeoutAppRunClosesEverything(t *testing.T) {
-	if os.Getenv(atkChildEnv) != "" {
-		t.Skip()
-	}
 	for _, tc := range []struct {
 		mode  string
 		delay time.Duration
@@ -224,9 +221,6 @@ func TestAttackStartTimeoutAppRunClosesEverything(t *testing.T) {
 
 // app.Run + SIGTERM: the stop drains and closes everything; exit 0.
 func TestAttackSignalStopClosesEverything(t *testing.T) {
-	if os.Getenv(atkChildEnv) != "" {
-		t.Skip()
-	}
 	lines, code, _ := runChild(t, "run", 10*time.Millisecond, true)
 	if code != 0 {
 		t.Errorf("exit code %d after SIGTERM", code)
