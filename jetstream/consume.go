@@ -487,12 +487,7 @@ func (c *Consumer) heartbeats() {
 		case <-c.hbStop:
 			return
 		case now := <-tick.C:
-			due = due[:0]
-			c.mu.Lock()
-			for d := range c.pending {
-				due = append(due, d)
-			}
-			c.mu.Unlock()
+			due = c.unsettled(due[:0])
 			sent := 0
 			for _, d := range due {
 				d.mu.Lock()
@@ -580,12 +575,7 @@ func (c *Consumer) stop(ctx context.Context) error {
 	c.waitSettled(cutCtx)
 	cancel()
 
-	c.mu.Lock()
-	left := make([]*delivery, 0, len(c.pending))
-	for d := range c.pending {
-		left = append(left, d)
-	}
-	c.mu.Unlock()
+	left := c.unsettled(nil)
 	running := 0
 	for _, d := range left {
 		d.mu.Lock()
@@ -648,4 +638,14 @@ func (c *Consumer) waitSettled(ctx context.Context) {
 	case <-emptied:
 	case <-ctx.Done():
 	}
+}
+
+// unsettled appends the deliveries not settled yet to buf and returns it.
+func (c *Consumer) unsettled(buf []*delivery) []*delivery {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for d := range c.pending {
+		buf = append(buf, d)
+	}
+	return buf
 }
