@@ -69,7 +69,7 @@ type sharedCtx interface {
 // context.Background, and of a context that never ends, only its values.
 func modeOf(ctx context.Context, bound bool) ctxMode {
 	switch {
-	case ctx == context.Background() || ctx == context.TODO():
+	case background(ctx):
 		return ctxPool
 	case bound && ctx.Done() != nil:
 		return ctxBound
@@ -125,14 +125,23 @@ var ErrNilContext = errors.New("workerpool: nil context")
 // [context.WithoutCancel] does: a fire-and-forget task outlives the
 // request that submitted it. It ends when the pool's stop says so. The
 // task's own error goes to the pool's [ErrorHandler].
-func (p *Pool[R]) Go(ctx context.Context, task func(context.Context, R) error) error {
-	if task == nil {
+func (p *Pool[R]) Go(ctx context.Context, fn func(context.Context, R) error) error {
+	if fn == nil {
 		return ErrNilTask
 	}
 	if ctx == nil {
 		return ErrNilContext
 	}
-	return p.enqueue(ctx, taskOf(ctx, false, task, nil))
+	if background(ctx) {
+		return p.enqueue(ctx, task[R]{fn: fn})
+	}
+	return p.enqueue(ctx, task[R]{fn: fn, ctx: ctx, mode: ctxValues})
+}
+
+// background reports whether ctx is context.Background or context.TODO:
+// a task's context then carries nothing of it.
+func background(ctx context.Context) bool {
+	return ctx == context.Background() || ctx == context.TODO()
 }
 
 // GoReport submits a task as [Pool.Go] does, and tells report what became
