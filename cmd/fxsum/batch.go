@@ -28,28 +28,36 @@ type fileRow struct {
 	digest []byte
 }
 
-// insertRows is the statement that inserts or replaces n rows, seven
-// parameters each. (Anonymous parameters: the driver looks up the name of
-// every numbered one, in time that grows with their number.)
+// insertRows is the statement that inserts or replaces n rows of one
+// directory, digested with one algorithm at one time: the directory, the
+// algorithm and the time are bound once, then four parameters a row
+// (name, size, mtime, digest). Each bound value costs the driver a lookup of
+// its name, a call into SQLite under its mutex and, for text, a copy; a row
+// of seven values cost more than its insert. (Anonymous parameters: the
+// driver looks up the name of every numbered one, in time that grows with
+// their number. The WHERE clause tells SQLite's parser that ON CONFLICT is
+// not a join's.)
 func insertRows(n int) string {
 	var b strings.Builder
-	b.WriteString("INSERT INTO files (dir, name, size, mtime_ns, algo, digest, indexed_ns) VALUES ")
+	b.WriteString(`INSERT INTO files (dir, name, size, mtime_ns, algo, digest, indexed_ns)
+	SELECT ?, column1, column2, column3, ?, column4, ? FROM (VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString("(?, ?, ?, ?)")
 	}
-	b.WriteString(` ON CONFLICT (dir, name) DO UPDATE SET size = excluded.size,
+	b.WriteString(`) WHERE true ON CONFLICT (dir, name) DO UPDATE SET size = excluded.size,
 	mtime_ns = excluded.mtime_ns, algo = excluded.algo, digest = excluded.digest,
 	indexed_ns = excluded.indexed_ns`)
 	return b.String()
 }
 
-// rowsPerInsert is the number of rows one execution of the batch's
-// statement inserts: the cost of an execution, in database/sql and in the
-// driver, is shared by that many rows.
-const rowsPerInsert = 64
+// insertSizes are the numbers of rows of the batch's statements, largest
+// first: a directory's rows go in statements of the largest size that
+// fits, so that its last few rows take a few executions, not one each. An
+// execution's cost in database/sql and in the driver is shared by its rows.
+var insertSizes = [...]int{64, 16, 4, 1}
 
 // Batch limits: a worker commits its rows when it has batchRows of them or
 // when the oldest is batchAge old, whichever comes first.
@@ -70,8 +78,7 @@ const (
 type batch struct {
 	writer   *writeLock
 	conn     *sql.Conn
-	stmt     *sql.Stmt // inserts rowsPerInsert rows
-	stmt1    *sql.Stmt // inserts one row
+	stmts    [len(insertSizes)]*sql.Stmt // insert insertSizes[i] rows
 	args     []any
 	rows     []fileRow
 	max      int
@@ -83,18 +90,29 @@ type batch struct {
 // newBatch prepares the insert on conn. onCommit, if not nil, is called with
 // the number of rows of every committed transaction.
 func newBatch(ctx context.Context, w *writeLock, conn *sql.Conn, max int, onCommit func(int)) (*batch, error) {
-	stmt, err := conn.PrepareContext(ctx, insertRows(rowsPerInsert))
-	if err != nil {
-		return nil, fmt.Errorf("prepare insert: %w", err)
+	b := &batch{
+		writer: w, conn: conn, max: max, now: time.Now, onCommit: onCommit,
+		rows: make([]fileRow, 0, max), args: make([]any, 0, 3+4*insertSizes[0]),
 	}
-	stmt1, err := conn.PrepareContext(ctx, insertRows(1))
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("prepare insert: %w", err), stmt.Close())
+	for i, n := range insertSizes {
+		stmt, err := conn.PrepareContext(ctx, insertRows(n))
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("prepare insert: %w", err), b.closeStmts())
+		}
+		b.stmts[i] = stmt
 	}
-	return &batch{
-		writer: w, conn: conn, stmt: stmt, stmt1: stmt1, max: max, now: time.Now, onCommit: onCommit,
-		rows: make([]fileRow, 0, max), args: make([]any, 0, 7*rowsPerInsert),
-	}, nil
+	return b, nil
+}
+
+// closeStmts closes the prepared statements.
+func (b *batch) closeStmts() error {
+	var errs []error
+	for _, s := range b.stmts {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Add appends r and commits the batch when it is full or old enough.
@@ -140,15 +158,22 @@ func (b *batch) Flush(ctx context.Context) (err error) {
 	})
 	now := b.now().UnixNano()
 	for rest := b.rows; len(rest) > 0; {
-		n, stmt := min(len(rest), rowsPerInsert), b.stmt
-		if n < rowsPerInsert {
-			n, stmt = 1, b.stmt1
+		// The largest statement that the rows left of this directory and
+		// algorithm fill.
+		same := 1
+		for same < min(len(rest), insertSizes[0]) && rest[same].dir == rest[0].dir && rest[same].algo == rest[0].algo {
+			same++
 		}
-		b.args = b.args[:0]
+		i := 0
+		for insertSizes[i] > same {
+			i++
+		}
+		n := insertSizes[i]
+		b.args = append(b.args[:0], rest[0].dir, rest[0].algo, now)
 		for _, r := range rest[:n] {
-			b.args = append(b.args, r.dir, r.name, r.state.size, r.state.mtime, r.algo, r.digest, now)
+			b.args = append(b.args, r.name, r.state.size, r.state.mtime, r.digest)
 		}
-		if _, err := stmt.ExecContext(ctx, b.args...); err != nil {
+		if _, err := b.stmts[i].ExecContext(ctx, b.args...); err != nil {
 			return fmt.Errorf("commit %d rows: insert %q: %w", len(b.rows), rest[0].name, err)
 		}
 		rest = rest[n:]
@@ -170,5 +195,5 @@ func (b *batch) Flush(ctx context.Context) (err error) {
 // worker's connection is closed.
 func (b *batch) Close(ctx context.Context) error {
 	err := b.Flush(ctx)
-	return errors.Join(err, b.stmt.Close(), b.stmt1.Close())
+	return errors.Join(err, b.closeStmts())
 }
