@@ -84,6 +84,7 @@ func (e *incompleteError) Error() string {
 // runIndex is "fxsum index".
 func runIndex(ctx context.Context, o *options, log *zap.Logger, stderr io.Writer) error {
 	start := time.Now()
+	defer tuneGC()()
 	run := &indexRun{opts: o, rep: &reporter{w: stderr}}
 	roots, err := absRoots(o.paths, run.problem)
 	if err != nil {
