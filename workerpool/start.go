@@ -29,7 +29,7 @@ func share(d time.Duration, num, den int64) time.Duration {
 // startRun is one start's hand-off with the workers it launched.
 type startRun struct {
 	ctx    context.Context // the open's context: ends with the start
-	sem    chan struct{}   // StartConcurrency
+	sem    chan struct{}   // StartConcurrency; nil if it is no limit
 	ready  chan openResult // unbuffered: see report
 	gaveUp chan struct{}   // closed once the start reads no more reports
 }
@@ -65,9 +65,11 @@ func (p *Pool[R]) start(ctx context.Context) error {
 	}
 	run := &startRun{
 		ctx:    openCtx,
-		sem:    make(chan struct{}, p.cfg.startConcurrency),
 		ready:  make(chan openResult),
 		gaveUp: make(chan struct{}),
+	}
+	if p.cfg.startConcurrency < n {
+		run.sem = make(chan struct{}, p.cfg.startConcurrency)
 	}
 	defer close(run.gaveUp)
 	for _, w := range p.all()[:n] {
@@ -232,13 +234,20 @@ func (w *worker[R]) openAtStart(run *startRun) bool {
 		}
 	}
 	w.report = report // for a Goexit in a constructor: see goexited
-	select {
-	case run.sem <- struct{}{}:
-	case <-run.ctx.Done():
-		w.report = nil
-		return report(&neverBegan{context.Cause(run.ctx)})
+	if run.sem == nil {
+		if run.ctx.Err() != nil {
+			w.report = nil
+			return report(&neverBegan{context.Cause(run.ctx)})
+		}
+	} else {
+		select {
+		case run.sem <- struct{}{}:
+		case <-run.ctx.Done():
+			w.report = nil
+			return report(&neverBegan{context.Cause(run.ctx)})
+		}
+		defer func() { <-run.sem }() // a Goexit too lets the next worker open
 	}
-	defer func() { <-run.sem }() // a Goexit too lets the next worker open
 	err := w.open(run.ctx)
 	w.report = nil
 	return report(err)
