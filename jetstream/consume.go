@@ -59,7 +59,7 @@ func DeliveryFrom(ctx context.Context) (Delivery, bool) {
 	if !ok {
 		return Delivery{}, false
 	}
-	return Delivery{Subject: d.msg.Subject(), Header: d.msg.Headers(), Meta: d.meta}, true
+	return Delivery{Subject: d.msg.Subject, Header: d.msg.Header, Meta: d.meta}, true
 }
 
 // DeadLetter is a message the consumer Term'd, given to the
@@ -184,23 +184,26 @@ func start[R, M any](ctx context.Context, js natsjs.JetStream, pool *workerpool.
 	if ackWait <= 0 {
 		ackWait = 30 * time.Second
 	}
+	nc := js.Conn()
 	c := &Consumer{
-		name:     stream + "/" + consumer,
-		cons:     cons,
-		nc:       js.Conn(),
-		cfg:      cfg,
-		log:      cfg.logger,
-		hbEvery:  ackWait / 3,
-		pending:  make(map[*delivery]struct{}),
-		freed:    make(chan struct{}, 1),
-		stopPull: make(chan struct{}),
-		loopDone: make(chan struct{}),
-		hbStop:   make(chan struct{}),
-		hbDone:   make(chan struct{}),
+		name:        stream + "/" + consumer,
+		nc:          nc,
+		cfg:         cfg,
+		log:         cfg.logger,
+		hbEvery:     ackWait / 3,
+		nextSubject: apiPrefix(js) + "CONSUMER.MSG.NEXT." + stream + "." + consumer,
+		inbox:       nc.NewInbox(),
+		pullAt:      max(1, cfg.window/4),
+		pending:     make(map[*delivery]struct{}, cfg.window),
+		freed:       make(chan struct{}, 1),
+		stopPull:    make(chan struct{}),
+		loopDone:    make(chan struct{}),
+		hbStop:      make(chan struct{}),
+		hbDone:      make(chan struct{}),
 	}
 	c.tasks, c.cancelTasks = context.WithCancelCause(context.Background())
 	c.submit = func(d *delivery) {
-		m, err := decode(d.msg.Data())
+		m, err := decode(d.msg.Data)
 		if err != nil {
 			c.term(d, "undecodable: "+err.Error(), err)
 			return
@@ -214,11 +217,20 @@ func start[R, M any](ctx context.Context, js natsjs.JetStream, pool *workerpool.
 			c.nak(d, time.Nanosecond)
 		}
 	}
+	// Room for every message of the window and a status for each pull
+	// request: a full channel would drop what comes.
+	msgs := make(chan *nats.Msg, 2*cfg.window+16)
+	sub, err := nc.ChanSubscribe(c.inbox, msgs)
+	if err != nil {
+		c.cancelTasks(ErrStopping)
+		return nil, fmt.Errorf("jetstream: consumer %s: subscribe: %w", c.name, err)
+	}
 	if err := pool.AddFeeder(c.stopPulling); err != nil {
+		_ = sub.Unsubscribe()
 		c.cancelTasks(ErrStopping)
 		return nil, fmt.Errorf("jetstream: consumer %s: %w", c.name, err)
 	}
-	go c.pullLoop()
+	go c.pullLoop(sub, msgs)
 	go c.heartbeats()
 	return c, nil
 }
@@ -227,12 +239,17 @@ func start[R, M any](ctx context.Context, js natsjs.JetStream, pool *workerpool.
 // or, in an fx app, by [Consume]. Its methods are safe for concurrent use.
 type Consumer struct {
 	name    string
-	cons    natsjs.Consumer
 	nc      *nats.Conn
 	cfg     config
 	log     *zap.Logger
 	hbEvery time.Duration
 	submit  func(*delivery)
+
+	// Of the pull loop alone.
+	nextSubject string // where pull requests go
+	inbox       string // where their messages come
+	reqBuf      []byte
+	pullAt      int // the free part of the window worth a pull request
 
 	// tasks is the context of every task submitted; the stop cancels it,
 	// with ErrStopping, when it gives up waiting for them.
@@ -241,6 +258,8 @@ type Consumer struct {
 
 	mu        sync.Mutex
 	pending   map[*delivery]struct{} // fetched and not settled
+	credits   int                    // asked for and not yet come (see pull.go)
+	wantRoom  bool                   // the pull loop waits for pullAt free
 	maxWindow int
 	// For the barrier at the stop: the reply subject of the last message
 	// acked or Term'd, or else of the last Nak'd and its Nak.
@@ -248,7 +267,7 @@ type Consumer struct {
 	stats              Stats
 	emptied            chan struct{} // closed when pending empties, if someone waits
 
-	freed    chan struct{} // a slot of the window was freed (size 1)
+	freed    chan struct{} // pullAt of the window are free (size 1)
 	stopOnce sync.Once
 	stopPull chan struct{} // closed: stop pulling
 	loopDone chan struct{} // closed by the pull loop when it returns
@@ -262,7 +281,7 @@ type Consumer struct {
 }
 
 type delivery struct {
-	msg  natsjs.Msg
+	msg  *nats.Msg
 	meta natsjs.MsgMetadata
 
 	mu        sync.Mutex
@@ -297,55 +316,13 @@ func (c *Consumer) stopping() bool {
 	}
 }
 
-// pullLoop fetches the free part of the window, again and again, until the
-// stop; it always waits for the pull in progress, so that no message the
-// server has sent is left unread.
-func (c *Consumer) pullLoop() {
-	defer close(c.loopDone)
-	retry := c.cfg.backoffMin
-	for !c.stopping() {
-		// Pull once half the window is free, not for every slot: one pull
-		// request per message would cost a round trip each.
-		c.mu.Lock()
-		free := c.cfg.window - len(c.pending)
-		c.mu.Unlock()
-		if free <= 0 || free < (c.cfg.window+1)/2 {
-			select {
-			case <-c.freed:
-			case <-c.stopPull:
-			}
-			continue
-		}
-		batch, err := c.cons.Fetch(free, natsjs.FetchMaxWait(c.cfg.expiry))
-		if err == nil {
-			for msg := range batch.Messages() {
-				c.receive(msg)
-			}
-			err = batch.Error()
-		}
-		if err == nil || c.stopping() {
-			retry = c.cfg.backoffMin
-			continue
-		}
-		c.log.Warn("pull failed; retrying", zap.Error(err), zap.Duration("in", retry))
-		t := time.NewTimer(retry)
-		select {
-		case <-t.C:
-		case <-c.stopPull:
-			t.Stop()
-		}
-		retry = min(2*retry, 5*time.Second)
-	}
-}
-
 // receive takes one fetched message: into the window and to the pool, or,
 // once the stop has begun, straight back to the server.
-func (c *Consumer) receive(msg natsjs.Msg) {
+func (c *Consumer) receive(msg *nats.Msg) {
 	d := &delivery{msg: msg, lastTouch: time.Now()}
-	if meta, err := msg.Metadata(); err == nil {
-		d.meta = *meta
-	}
+	d.meta, _ = parseMeta(msg.Reply)
 	c.mu.Lock()
+	c.credits = max(0, c.credits-1)
 	c.stats.Fetched++
 	c.pending[d] = struct{}{}
 	c.maxWindow = max(c.maxWindow, len(c.pending))
@@ -361,7 +338,7 @@ func (c *Consumer) receive(msg natsjs.Msg) {
 func (c *Consumer) settle(d *delivery, o workerpool.Outcome, err error) {
 	switch {
 	case o == workerpool.Succeeded:
-		c.finish(d, acked, d.msg.Ack)
+		c.finish(d, acked, ackBody)
 		return
 	case o == workerpool.NotRun:
 		c.nak(d, time.Nanosecond)
@@ -400,12 +377,12 @@ func (c *Consumer) backoff(attempt int) time.Duration {
 // nak hands a delivery back with a delay. Always a delay: a plain Nak lives
 // only in the server's memory, and a server that restarts forgets it.
 func (c *Consumer) nak(d *delivery, delay time.Duration) {
-	c.finish(d, naked, func() error { return d.msg.NakWithDelay(max(delay, time.Nanosecond)) })
+	c.finish(d, naked, nakBody(delay))
 }
 
 func (c *Consumer) term(d *delivery, reason string, cause error) {
-	if c.finish(d, termed, func() error { return d.msg.TermWithReason(reason) }) {
-		c.log.Warn("message terminated", zap.String("subject", d.msg.Subject()),
+	if c.finish(d, termed, termBody(reason)) {
+		c.log.Warn("message terminated", zap.String("subject", d.msg.Subject),
 			zap.Uint64("stream_seq", d.meta.Sequence.Stream), zap.String("reason", reason))
 		if c.cfg.deadLetter != nil {
 			c.deadLetter(d, reason, cause)
@@ -420,7 +397,7 @@ func (c *Consumer) deadLetter(d *delivery, reason string, cause error) {
 		}
 	}()
 	ctx := context.WithValue(context.Background(), deliveryKey{}, d)
-	dl := DeadLetter{Data: d.msg.Data(), Reason: reason, Err: cause}
+	dl := DeadLetter{Data: d.msg.Data, Reason: reason, Err: cause}
 	dl.Delivery, _ = DeliveryFrom(ctx)
 	c.cfg.deadLetter(ctx, dl)
 }
@@ -433,16 +410,17 @@ const (
 	termed
 )
 
-// finish settles d with send, exactly once: it reports whether this call
-// did. The delivery's lock keeps a heartbeat from following the settle.
-func (c *Consumer) finish(d *delivery, kind settleKind, send func() error) bool {
+// finish settles d with the reply body, exactly once: it reports whether
+// this call did. The delivery's lock keeps a heartbeat from following the
+// settle.
+func (c *Consumer) finish(d *delivery, kind settleKind, body []byte) bool {
 	d.mu.Lock()
 	if d.settled {
 		d.mu.Unlock()
 		return false
 	}
 	d.settled = true
-	err := send()
+	err := c.nc.Publish(d.msg.Reply, body)
 	d.mu.Unlock()
 	if err != nil {
 		c.log.Warn("settle failed; the server redelivers after AckWait",
@@ -463,14 +441,17 @@ func (c *Consumer) finish(d *delivery, kind settleKind, send func() error) bool 
 		c.stats.Termed++
 	}
 	if err == nil && kind == naked {
-		c.lastNak = d.msg.Reply()
+		c.lastNak = d.msg.Reply
 	} else if err == nil {
-		c.lastFinal = d.msg.Reply()
+		c.lastFinal = d.msg.Reply
 	}
+	room := c.roomLocked()
 	c.mu.Unlock()
-	select {
-	case c.freed <- struct{}{}:
-	default:
+	if room {
+		select {
+		case c.freed <- struct{}{}:
+		default:
+		}
 	}
 	return true
 }
@@ -492,7 +473,7 @@ func (c *Consumer) heartbeats() {
 			for _, d := range due {
 				d.mu.Lock()
 				if !d.settled && now.Sub(d.lastTouch) >= c.hbEvery {
-					if d.msg.InProgress() == nil {
+					if c.nc.Publish(d.msg.Reply, inProgressBody) == nil {
 						sent++
 					}
 					d.lastTouch = now
@@ -507,23 +488,23 @@ func (c *Consumer) heartbeats() {
 }
 
 // stopPulling is the consumer's feeder stop: it ends the pulling and waits,
-// within ctx, for the pull in progress, whose messages, if any arrive, are
-// Nak'd back at once.
+// within ctx, for the pull requests in progress, whose messages, if any
+// arrive, are Nak'd back at once.
 func (c *Consumer) stopPulling(ctx context.Context) error {
 	c.stopOnce.Do(func() { close(c.stopPull) })
 	select {
 	case <-c.loopDone:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("jetstream: consumer %s: the pull in progress outlived the stop's share: %w", c.name, context.Cause(ctx))
+		return fmt.Errorf("jetstream: consumer %s: the pull requests in progress outlived the stop's share: %w", c.name, context.Cause(ctx))
 	}
 }
 
 // Stop stops the consumer and settles every message it holds, within
 // ctx's budget:
 //
-//   - it stops pulling and waits for the pull in progress (at most the
-//     fetch expiry), whose messages it Naks back at once;
+//   - it stops pulling and waits for the pull requests in progress (at
+//     most the fetch expiry), whose messages it Naks back at once;
 //   - it lets the tasks in flight finish, each acked or Nak'd by its
 //     outcome, until two fifths of the budget;
 //   - then it cancels the context of the tasks left, with cause
@@ -617,7 +598,7 @@ func (c *Consumer) stop(ctx context.Context) error {
 	select {
 	case <-c.loopDone:
 	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("jetstream: consumer %s: the pull in progress did not end by the stop's deadline", c.name))
+		errs = append(errs, fmt.Errorf("jetstream: consumer %s: the pull requests in progress did not end by the stop's deadline", c.name))
 	}
 	return errors.Join(errs...)
 }

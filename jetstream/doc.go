@@ -52,19 +52,24 @@
 //
 // A consumer holds at most [Window] messages un-settled, by default the
 // pool's capacity ([workerpool.Capacity.InFlight]), so that handing one to
-// the pool never blocks. It pulls the free part of its window once at least
-// half of it is free, with one pull request at a time that expires after
-// [FetchExpiry], and retries every error but its own stop, with backoff. The consumer's MaxAckPending
-// on the server must cover the windows of every process that consumes from
-// it.
+// the pool never blocks. It sends its own pull requests, on one
+// subscription that lives as long as the consumer: as soon as a quarter of
+// the window is free — messages un-settled and messages asked for but not
+// yet come both count as taken — it asks for the free part, while the
+// messages of earlier requests are still coming or running. Each request
+// expires after [FetchExpiry]. A status that ends requests early (a new
+// leader, a deleted consumer) is retried with backoff; a request whose
+// status was lost (a reconnect) gives its part of the window back once
+// FetchExpiry and a second have passed. The consumer's MaxAckPending on the
+// server must cover the windows of every process that consumes from it.
 //
 // # Stopping
 //
 // The consumer's OnStop hook runs before the pool's (it was appended
 // after): see [Consumer.Stop] for the split of its budget. It stops
-// pulling, waits for the pull in progress — cancelling a fetch would leave
-// the messages the server already sent un-acked until AckWait — and hands
-// back at once what that pull brings; it lets the tasks in flight finish
+// pulling, waits for the pull requests in progress to end — abandoning them
+// would leave the messages the server sends un-acked until AckWait — and
+// hands back at once what they bring; it lets the tasks in flight finish
 // and acks them; past two fifths of the budget it cancels the rest, and
 // past half it hands back whatever is still un-settled. Last, one request
 // through the connection's ack queue makes sure the server has taken every
@@ -93,12 +98,12 @@
 //
 //	goroutine   started by   ended by                           waited for by
 //	pull loop   Start        the stop's close of its stop        Consumer.Stop (and the pool's
-//	                         channel, once the pull in          feeder stop), through its
-//	                         progress ends (FetchExpiry)        done channel
+//	                         channel, once the pull requests    feeder stop), through its
+//	                         in progress end (FetchExpiry)      done channel
 //	heartbeats  Start        Consumer.Stop, once every          Consumer.Stop, through its
 //	                         message is settled or handed back  done channel
 //
-// A fetch of nats.go runs one goroutine of its own while the pull is in
-// progress; the pull loop always waits for it to end. Handlers run on the
-// pool's workers, never on the consumer's goroutines.
+// The messages come on a channel subscription, handed over by nats.go's
+// reading goroutine: no goroutine of nats.go is started for them. Handlers
+// run on the pool's workers, never on the consumer's goroutines.
 package jetstream

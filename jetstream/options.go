@@ -52,8 +52,8 @@ func (o Window) apply(c *config) error {
 func (o Window) String() string { return fmt.Sprintf("jetstream.Window(%d)", int(o)) }
 
 // FetchExpiry sets how long one pull request waits for messages; the
-// default is 2s. A stop waits for the pull in progress, so it also bounds
-// how long a stop waits before the pulling has ended.
+// default is 2s. A stop waits for the pull requests in progress, so it also
+// bounds how long a stop waits before the pulling has ended.
 type FetchExpiry time.Duration
 
 func (o FetchExpiry) apply(c *config) error {
