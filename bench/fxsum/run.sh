@@ -25,7 +25,8 @@
 #   bash bench/fxsum/run.sh
 # SHAPES="flat deep" picks shapes. ALT=BINARY adds the new-index rows of
 # another build of fxsum (an A/B of a change, in the same rounds), with
-# ALT_LABEL as its name. MILLION=1 also indexes 1,000,000 files of
+# ALT_LABEL as its name. FXSUM=BINARY benchmarks that build instead of
+# building ./cmd/fxsum. MILLION=1 also indexes 1,000,000 files of
 # 100 bytes (100 folders) and prints fxsum's peak memory (GNU time).
 # The trees are made in a new folder under ${TMPDIR:-/tmp}, deleted at the end.
 set -euo pipefail
@@ -39,8 +40,12 @@ trap 'rm -rf "$WORK"' EXIT
 
 echo "# fxsum benchmark: $(date -u +%Y-%m-%dT%H:%MZ), $CORES cores, $(go version | cut -d' ' -f3-4)"
 grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/^/# /' || true
-go build -o "$WORK/fxsum" ./cmd/fxsum
-FX=$WORK/fxsum
+if [ -n "${FXSUM:-}" ]; then
+	FX=$(realpath "$FXSUM")
+else
+	go build -o "$WORK/fxsum" ./cmd/fxsum
+	FX=$WORK/fxsum
+fi
 
 have() {
 	if command -v "$1" >/dev/null; then return 0; fi
