@@ -22,7 +22,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) != "" {
+	if os.Getenv(childRecords) != "" {
 		os.Exit(runChild())
 	}
 	goleak.VerifyTestMain(m)
