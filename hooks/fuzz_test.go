@@ -155,8 +155,8 @@ func FuzzStack(f *testing.F) {
 		if e := s.Close(ctx); e != nil {
 			t.Errorf("second Close() = %v, want nil", e)
 		}
-		if s.Len() != 0 {
-			t.Errorf("Len() = %d after Close, want 0", s.Len())
+		if e := s.Push("late", func(context.Context) error { return nil }); !errors.Is(e, hooks.ErrClosed) {
+			t.Errorf("Push() after Close = %v, want ErrClosed", e)
 		}
 
 		// Every cleanup ran exactly once, last pushed first.

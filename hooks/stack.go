@@ -9,7 +9,17 @@ import (
 	"sync"
 
 	"github.com/fxpool/fxpool/internal/safe"
+	"github.com/fxpool/fxpool/internal/stack"
 )
+
+// Unwind and Stuck are for fxpool's own machinery: package internal/stack
+// reaches them.
+func init() {
+	stack.Register(
+		func(s any, ctx context.Context) error { return s.(*Stack).unwindNow(ctx) },
+		func(s any, cause error) error { return s.(*Stack).stuck(cause) },
+	)
+}
 
 // A Cleanup releases one resource. It receives the context given to
 // [Stack.Close] and should return promptly once that context is done.
@@ -51,21 +61,14 @@ func (s *Stack) Push(name string, cleanup Cleanup) error {
 	return nil
 }
 
-// Len reports how many cleanups are waiting to run.
-func (s *Stack) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.entries)
-}
-
 // Close runs every pushed cleanup once, the last pushed first, and returns
 // their errors joined. It keeps going past failures and panics.
 //
 // Close blocks until every cleanup has returned or ctx is done, whichever
 // comes first. If ctx ends while a cleanup is still running, Close returns at
-// once what [Stack.Stuck] returns: the errors of the cleanups that had
-// already returned, joined with an error that wraps [ErrStuck] and the
-// context's cause and names the running cleanup and those behind it. The
+// once the errors of the cleanups that had already returned, joined with a
+// [*CleanupError] that wraps [ErrStuck] and the context's cause and names
+// the running cleanup and those behind it. The
 // rest of the stack then runs in the background as the stuck cleanup
 // returns, and its errors are dropped. Once ctx is done, cleanups that have
 // not started still run, in order, with that ctx.
@@ -91,17 +94,15 @@ func (s *Stack) Close(ctx context.Context) error {
 	case err := <-done: // finished at the same moment: prefer the full answer
 		return err
 	default:
-		return s.Stuck(context.Cause(ctx))
+		return s.stuck(context.Cause(ctx))
 	}
 }
 
-// Unwind runs every pushed cleanup once, the last pushed first, on the
-// calling goroutine, and returns their errors joined. Unlike [Stack.Close]
-// it does not return before every cleanup has: it suits an owner whose own
-// goroutine can afford to wait, and which reports a hang with
-// [Stack.Stuck] from another goroutine. A second Unwind, or an Unwind after
-// Close, is a no-op that returns nil.
-func (s *Stack) Unwind(ctx context.Context) error {
+// unwindNow runs every pushed cleanup once, the last pushed first, on the
+// calling goroutine, and returns their errors joined: Close without the
+// bound on the wait. A second call, or a call after Close, is a no-op that
+// returns nil. (internal/stack.Unwind)
+func (s *Stack) unwindNow(ctx context.Context) error {
 	entries := s.take()
 	if len(entries) == 0 {
 		return nil
@@ -109,12 +110,12 @@ func (s *Stack) Unwind(ctx context.Context) error {
 	return s.unwind(ctx, entries)
 }
 
-// Stuck reports, while the stack is being closed, the errors of the
+// stuck reports, while the stack is being closed, the errors of the
 // cleanups that have returned, joined with a [*CleanupError] that wraps
 // [ErrStuck] and cause and names the cleanup running now and those waiting
-// behind it. It returns only the errors so far once every cleanup has
-// returned, and nil before the stack is closed. It does not block.
-func (s *Stack) Stuck(cause error) error {
+// behind it; only the errors so far once every cleanup has returned; nil
+// before the stack is closed. It does not block. (internal/stack.Stuck)
+func (s *Stack) stuck(cause error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.current < 0 || s.current >= len(s.unwinding) {
@@ -142,7 +143,7 @@ func (s *Stack) take() []entry {
 	return entries
 }
 
-// unwind runs entries from last to first, recording progress for Stuck,
+// unwind runs entries from last to first, recording progress for stuck,
 // and returns their errors joined in the order they happened.
 func (s *Stack) unwind(ctx context.Context, entries []entry) error {
 	for i := len(entries) - 1; i >= 0; i-- {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,15 +219,13 @@ func TestStackConcurrentPush(t *testing.T) {
 		s  hooks.Stack
 		wg sync.WaitGroup
 	)
+	var ran atomic.Int32
 	for range 50 {
-		wg.Go(func() { _ = s.Push("x", func(context.Context) error { return nil }) })
+		wg.Go(func() { _ = s.Push("x", func(context.Context) error { ran.Add(1); return nil }) })
 	}
 	wg.Wait()
-	if got := s.Len(); got != 50 {
-		t.Errorf("Len() = %d, want 50", got)
-	}
-	if err := s.Close(t.Context()); err != nil || s.Len() != 0 {
-		t.Errorf("Close() = %v, Len() = %d, want nil and 0", err, s.Len())
+	if err := s.Close(t.Context()); err != nil || ran.Load() != 50 {
+		t.Errorf("Close() = %v after running %d cleanups, want nil after 50", err, ran.Load())
 	}
 }
 
@@ -234,56 +233,5 @@ func mustPush(t *testing.T, s *hooks.Stack, name string, fn hooks.Cleanup) {
 	t.Helper()
 	if err := s.Push(name, fn); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestStackUnwindWaitsAndStuckReportsProgress(t *testing.T) {
-	var (
-		s       hooks.Stack
-		rec     recorder
-		entered = make(chan struct{})
-		release = make(chan struct{})
-		boom    = errors.New("boom")
-	)
-	if err := s.Stuck(context.Canceled); err != nil {
-		t.Errorf("Stuck() before closing = %v, want nil", err)
-	}
-	mustPush(t, &s, "db", rec.cleanup("db", nil))
-	mustPush(t, &s, "conn", func(context.Context) error {
-		close(entered)
-		<-release
-		return rec.cleanup("conn", nil)(nil)
-	})
-	mustPush(t, &s, "batch", rec.cleanup("batch", boom))
-
-	unwound := make(chan error, 1)
-	go func() { unwound <- s.Unwind(context.Background()) }()
-	<-entered
-	err := s.Stuck(context.DeadlineExceeded)
-	var ce *hooks.CleanupError
-	if joined, ok := err.(interface{ Unwrap() []error }); ok && len(joined.Unwrap()) == 2 {
-		errors.As(joined.Unwrap()[1], &ce)
-	}
-	if !errors.Is(err, boom) || !errors.Is(err, hooks.ErrStuck) || !errors.Is(err, context.DeadlineExceeded) ||
-		ce == nil || ce.Name != "conn" || strings.Join(ce.Waiting, ",") != "db" {
-		t.Errorf("Stuck() while conn hangs = %v, want batch's error and conn stuck with db waiting", err)
-	}
-	select {
-	case err := <-unwound:
-		t.Fatalf("Unwind returned %v while a cleanup was running", err)
-	default:
-	}
-	close(release)
-	if err := <-unwound; !errors.Is(err, boom) || errors.Is(err, hooks.ErrStuck) {
-		t.Errorf("Unwind() = %v, want only batch's error", err)
-	}
-	if got := rec.order(); got != "batch,conn,db" {
-		t.Errorf("ran %q, want batch,conn,db", got)
-	}
-	if err := s.Stuck(context.Canceled); !errors.Is(err, boom) || errors.Is(err, hooks.ErrStuck) {
-		t.Errorf("Stuck() after unwinding = %v, want only the errors", err)
-	}
-	if err := s.Unwind(context.Background()); err != nil {
-		t.Errorf("second Unwind() = %v, want nil", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fxpool/fxpool/internal/plan"
 	"github.com/fxpool/fxpool/resources"
 	"go.uber.org/fx"
 )
@@ -167,9 +168,9 @@ func TestPerWorkerRejectsInvalidConstructors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			plan, err := resources.NewPlan[*A](tt.give)
-			if plan != nil || !errors.Is(err, resources.ErrInvalidConstructor) {
-				t.Fatalf("NewPlan() = %v, %v; want no plan and ErrInvalidConstructor", plan, err)
+			p, err := plan.New[*A](tt.give)
+			if p != nil || !errors.Is(err, resources.ErrInvalidConstructor) {
+				t.Fatalf("New() = %v, %v; want no plan and ErrInvalidConstructor", p, err)
 			}
 			for _, want := range tt.wantMsgs {
 				if !strings.Contains(err.Error(), want) {
@@ -180,8 +181,8 @@ func TestPerWorkerRejectsInvalidConstructors(t *testing.T) {
 	}
 }
 
-func TestNewPlanReportsEveryInvalidDeclaration(t *testing.T) {
-	_, err := resources.NewPlan[*A](
+func TestNewReportsEveryInvalidDeclaration(t *testing.T) {
+	_, err := plan.New[*A](
 		resources.PerWorker(noResults),
 		resources.PerWorker(newPlainA),
 		resources.PerWorker(intSecond),
@@ -189,11 +190,11 @@ func TestNewPlanReportsEveryInvalidDeclaration(t *testing.T) {
 	)
 	for _, want := range []string{"noResults", "intSecond", "two constructors of one type"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("NewPlan() = %v, want it to mention %q", err, want)
+			t.Errorf("New() = %v, want it to mention %q", err, want)
 		}
 	}
 	if !errors.Is(err, resources.ErrInvalidConstructor) || !errors.Is(err, resources.ErrDuplicate) {
-		t.Errorf("NewPlan() = %v, want ErrInvalidConstructor and ErrDuplicate", err)
+		t.Errorf("New() = %v, want ErrInvalidConstructor and ErrDuplicate", err)
 	}
 }
 
@@ -239,5 +240,11 @@ func TestDeclarationString(t *testing.T) {
 func TestNameString(t *testing.T) {
 	if got, want := resources.Name(`conn "rw"`).String(), `resources.Name("conn \"rw\"")`; got != want {
 		t.Errorf("String() = %s, want %s", got, want)
+	}
+}
+
+func TestCheckString(t *testing.T) {
+	if got, want := resources.Check(func(context.Context, *A) error { return nil }).String(), "resources.Check[*resources_test.A](...)"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
 	}
 }

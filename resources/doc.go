@@ -29,16 +29,20 @@
 //
 // # Ownership and order
 //
-// A [Plan] is the analysed graph of one pool's declarations. It is built once,
-// when fx.New runs, and reports there a constructor it cannot use, two
-// constructors of one type ([ErrDuplicate]) or a cycle ([ErrCycle]).
+// A pool (package workerpool) analyses its declarations when fx.New runs,
+// and fx.New reports there a constructor it cannot use
+// ([ErrInvalidConstructor]), two constructors of one type ([ErrDuplicate])
+// or a cycle ([ErrCycle]), naming the pool and the culprits. Nothing opens
+// before the app starts.
 //
-// Each worker opens its own [Scope] with [Plan.Open]: only the resources its
-// task parameter needs, each after those it depends on. [Scope.Close] closes
-// them in exactly the reverse order, so a resource closes only after every
-// resource of its worker that depends on it. A failed open closes what had
-// opened before returning. Panics in constructors and cleanups become errors
-// that name the resource.
+// Each worker then opens its own set of resources: only those its task
+// parameter needs, each after those it depends on. It closes them in
+// exactly the reverse order, so a resource closes only after every resource
+// of its worker that depends on it. A failed open closes what had opened
+// and is reported as an [*OpenError] naming the resource. Panics in
+// constructors and cleanups become errors that name the resource.
 //
-// Most programs never call Plan or Scope: package workerpool does.
+// The machinery that does this — the analysed graph and a worker's open
+// set — lives in fxpool's internal packages: a program declares resources
+// here and hands them to workerpool.Resources.
 package resources

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 
 	"github.com/fxpool/fxpool/resources"
+	"github.com/fxpool/fxpool/workerpool"
+	"go.uber.org/fx"
 )
 
 // Conn has a Close method: it is closed automatically.
@@ -20,95 +21,67 @@ func (c *Conn) Close() error {
 // Batch has an explicit cleanup, its commit.
 type Batch struct{ conn *Conn }
 
-// Declare a worker's resources, plan them for the task parameter, and open
-// and close one worker's scope: what package workerpool does for each worker.
+// Declare a worker's resources for a pool: each worker opens its own, in
+// dependency order, when the app starts, and closes them in reverse order
+// when it stops.
 func ExamplePerWorker() {
-	plan, err := resources.NewPlan[*Batch](
-		resources.PerWorker(func(ctx context.Context, c *Conn) (*Batch, func(context.Context) error, error) {
-			fmt.Println("begin batch")
-			commit := func(context.Context) error {
-				fmt.Println("commit batch")
-				return nil
-			}
-			return &Batch{conn: c}, commit, nil
-		}),
-		resources.PerWorker(func(w resources.Worker) (*Conn, error) {
-			fmt.Printf("open conn of worker %d\n", w.ID)
-			return &Conn{worker: w.ID}, nil
-		}),
+	app := fx.New(fx.NopLogger,
+		workerpool.Provide[*Batch]("indexer",
+			workerpool.Workers(1),
+			workerpool.Resources(
+				resources.PerWorker(func(ctx context.Context, c *Conn) (*Batch, func(context.Context) error, error) {
+					fmt.Println("begin batch")
+					commit := func(context.Context) error {
+						fmt.Println("commit batch")
+						return nil
+					}
+					return &Batch{conn: c}, commit, nil
+				}),
+				resources.PerWorker(func(w resources.Worker) (*Conn, error) {
+					fmt.Printf("open conn of worker %d of %s\n", w.ID, w.Pool)
+					return &Conn{worker: w.ID}, nil
+				}),
+			),
+		),
+		fx.Invoke(func(*workerpool.Pool[*Batch]) {}),
 	)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	fmt.Println("opens:", plan.Resources())
-
 	ctx := context.Background()
-	scope, err := plan.Open(ctx, resources.Worker{Pool: "indexer", ID: 3}, nil)
-	if err != nil {
+	if err := app.Start(ctx); err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println("task runs on the conn of worker", scope.Value().conn.worker)
-	fmt.Println("Close:", scope.Close(ctx))
+	fmt.Println("Stop:", app.Stop(ctx))
 	// Output:
-	// opens: [*resources_test.Conn *resources_test.Batch]
-	// open conn of worker 3
+	// open conn of worker 0 of indexer
 	// begin batch
-	// task runs on the conn of worker 3
 	// commit batch
-	// close conn of worker 3
-	// Close: <nil>
+	// close conn of worker 0
+	// Stop: <nil>
 }
 
-// Values that no per-worker constructor returns come from the fx graph:
-// Needs says which, and Open takes one value of each Need.In.
-func ExamplePlan_Open() {
-	type Pool struct{ dsn string }
-	plan, err := resources.NewPlan[*Conn](
-		resources.PerWorker(func(p *Pool, w resources.Worker) *Conn {
-			fmt.Printf("open conn of worker %d from %s\n", w.ID, p.dsn)
-			return &Conn{worker: w.ID}
-		}, resources.Name("conn")),
+// A resource that does not open fails the start, which closes what had
+// opened; the error names the resource that failed.
+func ExampleOpenError() {
+	app := fx.New(fx.NopLogger,
+		workerpool.Provide[*Batch]("indexer",
+			workerpool.Workers(1),
+			workerpool.Resources(
+				resources.PerWorker(func(w resources.Worker) *Conn {
+					fmt.Println("open conn")
+					return &Conn{worker: w.ID}
+				}),
+				resources.PerWorker(func(*Conn) (*Batch, error) {
+					return nil, errors.New("disk full")
+				}, resources.Name("batch")),
+			),
+		),
+		fx.Invoke(func(*workerpool.Pool[*Batch]) {}),
 	)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	need := plan.Needs()[0]
-	ext := reflect.New(need.In).Elem()
-	ext.Field(1).Set(reflect.ValueOf(&Pool{dsn: "db.sqlite"}))
-	fmt.Println("from fx:", ext.Field(1).Type())
-
-	ctx := context.Background()
-	scope, err := plan.Open(ctx, resources.Worker{ID: 1}, []reflect.Value{ext})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	_ = scope.Close(ctx)
-	// Output:
-	// from fx: *resources_test.Pool
-	// open conn of worker 1 from db.sqlite
-	// close conn of worker 1
-}
-
-// A failed open closes what had opened, and names the resource that failed.
-func ExamplePlan_Open_rollback() {
-	plan, _ := resources.NewPlan[*Batch](
-		resources.PerWorker(func(w resources.Worker) *Conn {
-			fmt.Println("open conn")
-			return &Conn{worker: w.ID}
-		}),
-		resources.PerWorker(func(*Conn) (*Batch, error) {
-			return nil, errors.New("disk full")
-		}, resources.Name("batch")),
-	)
-	_, err := plan.Open(context.Background(), resources.Worker{ID: 2}, nil)
+	err := app.Start(context.Background())
 	var oe *resources.OpenError
 	fmt.Println(errors.As(err, &oe), oe.Resource, oe.Err)
 	// Output:
 	// open conn
-	// close conn of worker 2
+	// close conn of worker 0
 	// true batch disk full
 }

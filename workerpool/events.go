@@ -64,10 +64,32 @@ type WorkerRebuilt struct {
 }
 
 // ResourceOpened: one resource of a worker opened, or failed to.
-type ResourceOpened resources.Event
+type ResourceOpened struct {
+	// Resource is the resource's name.
+	Resource string
+	// Worker is the worker it belongs to.
+	Worker resources.Worker
+	// Closed is false.
+	Closed bool
+	// Took is how long the constructor ran.
+	Took time.Duration
+	// Err is the open's error, if any.
+	Err error
+}
 
 // ResourceClosed: one resource of a worker closed.
-type ResourceClosed resources.Event
+type ResourceClosed struct {
+	// Resource is the resource's name.
+	Resource string
+	// Worker is the worker it belongs to.
+	Worker resources.Worker
+	// Closed is true.
+	Closed bool
+	// Took is how long the cleanup ran.
+	Took time.Duration
+	// Err is the close's error, if any.
+	Err error
+}
 
 func (PoolStarted) event()    {}
 func (PoolStopped) event()    {}

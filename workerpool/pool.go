@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/fxpool/fxpool/hooks"
-	"github.com/fxpool/fxpool/resources"
+	"github.com/fxpool/fxpool/internal/plan"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -53,7 +53,7 @@ type PanicError = hooks.PanicError
 type Pool[R any] struct {
 	name string
 	cfg  config
-	plan *resources.Plan[R]
+	plan *plan.Plan[R]
 	ext  []reflect.Value
 	log  *zap.Logger
 	sd   fx.Shutdowner
@@ -96,14 +96,14 @@ type Pool[R any] struct {
 	restartLog []time.Time // recent restart attempts, for MaxRestarts
 }
 
-func newPool[R any](name string, cfg config, plan *resources.Plan[R], ext []reflect.Value, log *zap.Logger, sd fx.Shutdowner) *Pool[R] {
+func newPool[R any](name string, cfg config, pl *plan.Plan[R], ext []reflect.Value, log *zap.Logger, sd fx.Shutdowner) *Pool[R] {
 	if log == nil {
 		log = fallbackLogger()
 	}
 	p := &Pool[R]{
 		name:    name,
 		cfg:     cfg,
-		plan:    plan,
+		plan:    pl,
 		ext:     ext,
 		log:     log.Named("workerpool").With(zap.String("pool", name)),
 		sd:      sd,
@@ -124,7 +124,7 @@ func newPool[R any](name string, cfg config, plan *resources.Plan[R], ext []refl
 		p.elastic = newElastic()
 	}
 	if cfg.events != nil || p.log.Core().Enabled(zap.DebugLevel) {
-		p.plan = plan.Observe(func(e resources.Event) {
+		p.plan = pl.Observe(func(e plan.Event) {
 			if e.Closed {
 				p.record(ResourceClosed(e))
 			} else {

@@ -8,7 +8,7 @@ import (
 	"strconv"
 
 	"github.com/fxpool/fxpool/internal/callsite"
-	"github.com/fxpool/fxpool/resources"
+	"github.com/fxpool/fxpool/internal/plan"
 	"go.uber.org/dig"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
@@ -52,7 +52,7 @@ func Provide[R any](name string, opts ...Option) fx.Option {
 	if err := checkDropped[R](cfg); err != nil {
 		return fail(err)
 	}
-	plan, err := resources.NewPlan[R](cfg.decls...)
+	pl, err := plan.New[R](cfg.decls...)
 	if err != nil {
 		return fail(err)
 	}
@@ -73,7 +73,7 @@ func Provide[R any](name string, opts ...Option) fx.Option {
 	if cfg.configFrom.f != nil {
 		fields = append(fields, reflect.StructField{Name: "Config", Type: cfg.configFrom.t})
 	}
-	for i, need := range plan.Needs() {
+	for i, need := range pl.Needs() {
 		id := fmt.Sprintf("fxpool: pool %s needs, for %s", name, need.Consumer)
 		provider := reflect.MakeFunc(
 			reflect.FuncOf([]reflect.Type{need.In}, []reflect.Type{typeNeed}, false),
@@ -93,7 +93,7 @@ func Provide[R any](name string, opts ...Option) fx.Option {
 	ctor := reflect.MakeFunc(
 		reflect.FuncOf([]reflect.Type{reflect.StructOf(fields)}, []reflect.Type{reflect.TypeFor[*Pool[R]](), errorType}, false),
 		func(args []reflect.Value) []reflect.Value {
-			p, err := build[R](name, where, cfg, plan, args[0], needs)
+			p, err := build[R](name, where, cfg, pl, args[0], needs)
 			if err != nil {
 				return []reflect.Value{reflect.Zero(reflect.TypeFor[*Pool[R]]()), reflect.ValueOf(&err).Elem()}
 			}
@@ -128,7 +128,7 @@ func checkDropped[R any](cfg config) error {
 
 // build makes the pool from the values fx gives its constructor, in, and
 // registers its hooks.
-func build[R any](name, where string, cfg config, plan *resources.Plan[R], in reflect.Value, needs []string) (*Pool[R], error) {
+func build[R any](name, where string, cfg config, pl *plan.Plan[R], in reflect.Value, needs []string) (*Pool[R], error) {
 	var err error
 	if cfg.configFrom.f != nil {
 		cfg, err = cfg.withConfig(cfg.configFrom.f(in.FieldByName("Config").Interface()))
@@ -147,7 +147,7 @@ func build[R any](name, where string, cfg config, plan *resources.Plan[R], in re
 	}
 	log, _ := in.FieldByName("Logger").Interface().(*zap.Logger)
 	sd, _ := in.FieldByName("Shutdowner").Interface().(fx.Shutdowner)
-	p := newPool(name, cfg, plan, ext, log, sd)
+	p := newPool(name, cfg, pl, ext, log, sd)
 	if reg, _ := in.FieldByName("Registry").Interface().(*Registry); reg != nil {
 		if err := reg.add(name, p.Stats, p.guardStop); err != nil {
 			return nil, fmt.Errorf("workerpool: pool %q (%s): %w", name, where, err)

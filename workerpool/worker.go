@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fxpool/fxpool/internal/plan"
 	"github.com/fxpool/fxpool/internal/safe"
 	"github.com/fxpool/fxpool/resources"
 	"go.uber.org/zap"
@@ -35,7 +36,7 @@ type worker[R any] struct {
 
 	gen      int // the generation of the resources open or opening
 	opens    int // sets of resources opened in this slot
-	scope    *resources.Scope[R]
+	scope    *plan.Scope[R]
 	r        R
 	tasks    int              // tasks run since the resources opened
 	lastDone time.Time        // when the last task ended or the resources opened, for CheckIdle
@@ -46,9 +47,9 @@ type worker[R any] struct {
 	report   func(error) bool // during the start's open: see goexited
 
 	phase   atomic.Int32
-	opening atomic.Pointer[string]             // the resource being opened, for reports
-	closing atomic.Pointer[resources.Scope[R]] // the scope being closed, for reports
-	started atomic.Uint64                      // tasks begun; busy while above done
+	opening atomic.Pointer[string]        // the resource being opened, for reports
+	closing atomic.Pointer[plan.Scope[R]] // the scope being closed, for reports
+	started atomic.Uint64                 // tasks begun; busy while above done
 	done    atomic.Uint64
 	failed  atomic.Uint64
 	panics  atomic.Uint64
@@ -464,7 +465,7 @@ func (w *worker[R]) open(ctx context.Context) error {
 	p := w.p
 	w.gen = w.opens
 	began := p.cfg.clock.Now()
-	scope, err := p.plan.OpenWith(ctx, w.identity(), p.ext, resources.OpenOptions{
+	scope, err := p.plan.OpenWith(ctx, w.identity(), p.ext, plan.OpenOptions{
 		Begin:        func(name string) { w.opening.Store(&name) },
 		CloseTimeout: p.cfg.closeTimeout,
 	})

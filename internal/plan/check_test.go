@@ -1,4 +1,4 @@
-package resources_test
+package plan_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fxpool/fxpool/internal/plan"
 	"github.com/fxpool/fxpool/resources"
 )
 
@@ -15,20 +16,20 @@ func TestCheck(t *testing.T) {
 	t.Run("WrongType", func(t *testing.T) {
 		d := resources.PerWorker(func() *probe { return &probe{} },
 			resources.Check(func(context.Context, string) error { return nil }))
-		_, err := resources.NewPlan[*probe](d)
-		if !errors.Is(err, resources.ErrInvalidConstructor) || !strings.Contains(err.Error(), "resources.Check takes string, not *resources_test.probe") {
-			t.Errorf("NewPlan() = %v, want an error naming both types", err)
+		_, err := plan.New[*probe](d)
+		if !errors.Is(err, resources.ErrInvalidConstructor) || !strings.Contains(err.Error(), "resources.Check takes string, not *plan_test.probe") {
+			t.Errorf("New() = %v, want an error naming both types", err)
 		}
 	})
 	t.Run("Nil", func(t *testing.T) {
 		d := resources.PerWorker(func() *probe { return &probe{} }, resources.Check[*probe](nil))
-		if _, err := resources.NewPlan[*probe](d); err == nil || !strings.Contains(err.Error(), "nil resources.Check") {
-			t.Errorf("NewPlan() = %v, want an error", err)
+		if _, err := plan.New[*probe](d); err == nil || !strings.Contains(err.Error(), "nil resources.Check") {
+			t.Errorf("New() = %v, want an error", err)
 		}
 	})
 	t.Run("RunsInOpenOrderAndNamesTheFailure", func(t *testing.T) {
 		var order []string
-		plan, err := resources.NewPlan[*probe](
+		p, err := plan.New[*probe](
 			resources.PerWorker(func() *probe { return &probe{ok: false} }, resources.Name("probe"),
 				resources.Check(func(_ context.Context, p *probe) error {
 					order = append(order, "probe")
@@ -41,7 +42,7 @@ func TestCheck(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		scope, err := plan.Open(t.Context(), resources.Worker{}, nil)
+		scope, err := p.Open(t.Context(), resources.Worker{}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,12 +53,12 @@ func TestCheck(t *testing.T) {
 		}
 	})
 	t.Run("PanicIsAFailure", func(t *testing.T) {
-		plan, err := resources.NewPlan[*probe](resources.PerWorker(func() *probe { return &probe{} },
+		p, err := plan.New[*probe](resources.PerWorker(func() *probe { return &probe{} },
 			resources.Check(func(context.Context, *probe) error { panic("boom") })))
 		if err != nil {
 			t.Fatal(err)
 		}
-		scope, err := plan.Open(t.Context(), resources.Worker{}, nil)
+		scope, err := p.Open(t.Context(), resources.Worker{}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +67,4 @@ func TestCheck(t *testing.T) {
 			t.Errorf("Check() = %v, want the panic as an error", err)
 		}
 	})
-	if got := resources.Check(func(context.Context, *probe) error { return nil }).String(); got != "resources.Check[*resources_test.probe](...)" {
-		t.Errorf("String() = %q", got)
-	}
 }

@@ -1,4 +1,4 @@
-package resources_test
+package plan_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/fxpool/fxpool/hooks"
+	"github.com/fxpool/fxpool/internal/plan"
 	"github.com/fxpool/fxpool/resources"
 	"go.uber.org/fx"
 	"go.uber.org/goleak"
@@ -107,7 +108,7 @@ func closeCtx(t *testing.T) context.Context {
 
 // zeroExt gives the zero value of each external value: what fx gives an
 // optional value that is absent.
-func zeroExt[R any](p *resources.Plan[R]) []reflect.Value {
+func zeroExt[R any](p *plan.Plan[R]) []reflect.Value {
 	var ext []reflect.Value
 	for _, n := range p.Needs() {
 		ext = append(ext, reflect.New(n.In).Elem())
@@ -115,11 +116,11 @@ func zeroExt[R any](p *resources.Plan[R]) []reflect.Value {
 	return ext
 }
 
-func mustPlan[R any](t *testing.T, decls ...resources.Declaration) *resources.Plan[R] {
+func mustPlan[R any](t *testing.T, decls ...resources.Declaration) *plan.Plan[R] {
 	t.Helper()
-	p, err := resources.NewPlan[R](decls...)
+	p, err := plan.New[R](decls...)
 	if err != nil {
-		t.Fatalf("NewPlan() = %v", err)
+		t.Fatalf("New() = %v", err)
 	}
 	return p
 }
@@ -379,8 +380,8 @@ func TestOpenInStructParameters(t *testing.T) {
 			if len(needs) != 1 {
 				t.Fatalf("Needs() = %v, want one", needs)
 			}
-			wantFields := `F0 *resources_test.DB ""; F1 *resources_test.DB "name:\"primary\""; ` +
-				`F2 *resources_test.Cache "optional:\"true\""; F3 *resources_test.DB ""`
+			wantFields := `F0 *plan_test.DB ""; F1 *plan_test.DB "name:\"primary\""; ` +
+				`F2 *plan_test.Cache "optional:\"true\""; F3 *plan_test.DB ""`
 			if got := describeIn(needs[0].In); got != wantFields {
 				t.Fatalf("Needs()[0].In = %s, want %s", got, wantFields)
 			}
@@ -541,11 +542,11 @@ func reversed(s []string) []string {
 	return r
 }
 
-// shortNames turns "*resources_test.A" into "A".
+// shortNames turns "*plan_test.A" into "A".
 func shortNames(names []string) []string {
 	out := make([]string, len(names))
 	for i, n := range names {
-		out[i] = strings.TrimPrefix(n, "*resources_test.")
+		out[i] = strings.TrimPrefix(n, "*plan_test.")
 	}
 	return out
 }
@@ -594,7 +595,7 @@ func TestOpenRollsBack(t *testing.T) {
 			giveC:        func(context.CancelFunc) error { return boom },
 			giveBClose:   cleanly,
 			wantEvents:   "open A, open B, close B, close A",
-			wantResource: "*resources_test.C",
+			wantResource: "*plan_test.C",
 			wantErrs:     []error{boom},
 		},
 		{
@@ -602,7 +603,7 @@ func TestOpenRollsBack(t *testing.T) {
 			giveC:        func(context.CancelFunc) error { panic("kaboom") },
 			giveBClose:   cleanly,
 			wantEvents:   "open A, open B, close B, close A",
-			wantResource: "*resources_test.C",
+			wantResource: "*plan_test.C",
 			wantPanic:    "kaboom",
 		},
 		{
@@ -610,7 +611,7 @@ func TestOpenRollsBack(t *testing.T) {
 			giveC:        func(context.CancelFunc) error { panic(boom) },
 			giveBClose:   cleanly,
 			wantEvents:   "open A, open B, close B, close A",
-			wantResource: "*resources_test.C",
+			wantResource: "*plan_test.C",
 			wantErrs:     []error{boom},
 			wantPanic:    boom,
 		},
@@ -620,7 +621,7 @@ func TestOpenRollsBack(t *testing.T) {
 			giveC:        func(context.CancelFunc) error { return nil },
 			giveBClose:   cleanly,
 			wantEvents:   "",
-			wantResource: "*resources_test.A",
+			wantResource: "*plan_test.A",
 			wantErrs:     []error{boom},
 		},
 		{
@@ -628,7 +629,7 @@ func TestOpenRollsBack(t *testing.T) {
 			giveC:        func(context.CancelFunc) error { return boom },
 			giveBClose:   func(context.Context) error { return errB },
 			wantEvents:   "open A, open B, close B, close A",
-			wantResource: "*resources_test.C",
+			wantResource: "*plan_test.C",
 			wantErrs:     []error{boom, errB},
 		},
 		{
@@ -636,7 +637,7 @@ func TestOpenRollsBack(t *testing.T) {
 			giveC:        func(context.CancelFunc) error { return boom },
 			giveBClose:   func(context.Context) error { panic("b panicked") },
 			wantEvents:   "open A, open B, close B, close A",
-			wantResource: "*resources_test.C",
+			wantResource: "*plan_test.C",
 			wantErrs:     []error{boom},
 			wantPanic:    "b panicked",
 		},
@@ -653,7 +654,7 @@ func TestOpenRollsBack(t *testing.T) {
 				return nil
 			},
 			wantEvents:   "open A, open B, close B, close A",
-			wantResource: "*resources_test.C",
+			wantResource: "*plan_test.C",
 			wantErrs:     []error{boom},
 		},
 	}
@@ -751,7 +752,7 @@ func TestName(t *testing.T) {
 	}
 }
 
-func TestNewPlanRejectsDuplicatesAndCycles(t *testing.T) {
+func TestNewRejectsDuplicatesAndCycles(t *testing.T) {
 	tests := []struct {
 		name     string
 		give     []resources.Declaration
@@ -765,13 +766,13 @@ func TestNewPlanRejectsDuplicatesAndCycles(t *testing.T) {
 				resources.PerWorker(otherA),
 			},
 			wantErr:  resources.ErrDuplicate,
-			wantMsgs: []string{"*resources_test.A", "resources_test.newPlainA (", "resources_test.otherA ("},
+			wantMsgs: []string{"*plan_test.A", "plan_test.newPlainA (", "plan_test.otherA ("},
 		},
 		{
 			name:     "SelfCycle",
 			give:     []resources.Declaration{resources.PerWorker(selfA)},
 			wantErr:  resources.ErrCycle,
-			wantMsgs: []string{"*resources_test.A made by github.com/fxpool/fxpool/resources_test.selfA", " -> *resources_test.A made by"},
+			wantMsgs: []string{"*plan_test.A made by github.com/fxpool/fxpool/internal/plan_test.selfA", " -> *plan_test.A made by"},
 		},
 		{
 			name: "TwoCycle",
@@ -780,7 +781,7 @@ func TestNewPlanRejectsDuplicatesAndCycles(t *testing.T) {
 				resources.PerWorker(bFromA),
 			},
 			wantErr:  resources.ErrCycle,
-			wantMsgs: []string{"*resources_test.A made by", "aFromB", "*resources_test.B made by", "bFromA", " -> "},
+			wantMsgs: []string{"*plan_test.A made by", "aFromB", "*plan_test.B made by", "bFromA", " -> "},
 		},
 		{
 			name: "ThreeCycle",
@@ -790,7 +791,7 @@ func TestNewPlanRejectsDuplicatesAndCycles(t *testing.T) {
 				resources.PerWorker(cFromB),
 			},
 			wantErr:  resources.ErrCycle,
-			wantMsgs: []string{"*resources_test.A made by", "*resources_test.B made by", "*resources_test.C made by", "aFromC", "bFromA", "cFromB"},
+			wantMsgs: []string{"*plan_test.A made by", "*plan_test.B made by", "*plan_test.C made by", "aFromC", "bFromA", "cFromB"},
 		},
 		{
 			name: "CycleThroughAnInStruct",
@@ -804,7 +805,7 @@ func TestNewPlanRejectsDuplicatesAndCycles(t *testing.T) {
 				resources.PerWorker(bFromA),
 			},
 			wantErr:  resources.ErrCycle,
-			wantMsgs: []string{"*resources_test.A made by", "*resources_test.B made by"},
+			wantMsgs: []string{"*plan_test.A made by", "*plan_test.B made by"},
 		},
 		{
 			name: "CycleTheTaskDoesNotNeed",
@@ -814,14 +815,14 @@ func TestNewPlanRejectsDuplicatesAndCycles(t *testing.T) {
 				resources.PerWorker(dFromC),
 			},
 			wantErr:  resources.ErrCycle,
-			wantMsgs: []string{"*resources_test.C made by", "*resources_test.D made by"},
+			wantMsgs: []string{"*plan_test.C made by", "*plan_test.D made by"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := resources.NewPlan[*A](tt.give...)
+			p, err := plan.New[*A](tt.give...)
 			if p != nil || !errors.Is(err, tt.wantErr) {
-				t.Fatalf("NewPlan() = %v, %v; want %v", p, err, tt.wantErr)
+				t.Fatalf("New() = %v, %v; want %v", p, err, tt.wantErr)
 			}
 			for _, want := range tt.wantMsgs {
 				if !strings.Contains(err.Error(), want) {
@@ -847,11 +848,11 @@ func namedSelfA(p struct {
 	return &A{}
 }
 
-func TestNewPlanNameTagBreaksACycle(t *testing.T) {
+func TestNewNameTagBreaksACycle(t *testing.T) {
 	// A named *A is an fx value, not the worker's own *A: no cycle.
 	p := mustPlan[*A](t, resources.PerWorker(namedSelfA))
 	needs := p.Needs()
-	if len(needs) != 1 || describeIn(needs[0].In) != `F0 *resources_test.A "name:\"previous\""` {
+	if len(needs) != 1 || describeIn(needs[0].In) != `F0 *plan_test.A "name:\"previous\""` {
 		t.Fatalf("Needs() = %v, want one named *A", needs)
 	}
 	s, err := p.Open(t.Context(), worker0, zeroExt(p))
@@ -863,7 +864,7 @@ func TestNewPlanNameTagBreaksACycle(t *testing.T) {
 	}
 }
 
-func TestNewPlanRejectsInvalidTaskParameters(t *testing.T) {
+func TestNewRejectsInvalidTaskParameters(t *testing.T) {
 	tests := []struct {
 		name    string
 		give    func() error
@@ -871,18 +872,18 @@ func TestNewPlanRejectsInvalidTaskParameters(t *testing.T) {
 	}{
 		{
 			name:    "PointerToInStruct",
-			give:    func() error { _, err := resources.NewPlan[*WorkerDeps](); return err },
-			wantMsg: "task parameter *resources_test.WorkerDeps: *resources_test.WorkerDeps: pass fx.In structs by value",
+			give:    func() error { _, err := plan.New[*WorkerDeps](); return err },
+			wantMsg: "task parameter *plan_test.WorkerDeps: *plan_test.WorkerDeps: pass fx.In structs by value",
 		},
 		{
 			name:    "Context",
-			give:    func() error { _, err := resources.NewPlan[context.Context](); return err },
+			give:    func() error { _, err := plan.New[context.Context](); return err },
 			wantMsg: "task parameter context.Context: context.Context must be the first parameter",
 		},
 		{
 			name: "UnexportedField",
 			give: func() error {
-				_, err := resources.NewPlan[struct {
+				_, err := plan.New[struct {
 					fx.In
 					a *A
 				}]()
@@ -895,7 +896,7 @@ func TestNewPlanRejectsInvalidTaskParameters(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.give()
 			if !errors.Is(err, resources.ErrInvalidConstructor) || !strings.Contains(err.Error(), tt.wantMsg) {
-				t.Errorf("NewPlan() = %v, want ErrInvalidConstructor with %q", err, tt.wantMsg)
+				t.Errorf("New() = %v, want ErrInvalidConstructor with %q", err, tt.wantMsg)
 			}
 		})
 	}
@@ -929,9 +930,9 @@ func TestPlanNeeds(t *testing.T) {
 		got = append(got, need{n.Consumer, describeIn(n.In)})
 	}
 	want := []need{
-		{"*resources_test.A made by", `F0 *resources_test.DB ""`},
-		{"c made by", `F0 *resources_test.DB "name:\"replica\""; F1 []*resources_test.DB "group:\"dbs\""; F2 *resources_test.Cache "optional:\"true\""`},
-		{"task parameter resources_test.TaskDeps", `F0 *resources_test.Cache "name:\"hot\" optional:\"true\""`},
+		{"*plan_test.A made by", `F0 *plan_test.DB ""`},
+		{"c made by", `F0 *plan_test.DB "name:\"replica\""; F1 []*plan_test.DB "group:\"dbs\""; F2 *plan_test.Cache "optional:\"true\""`},
+		{"task parameter plan_test.TaskDeps", `F0 *plan_test.Cache "name:\"hot\" optional:\"true\""`},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("Needs() = %+v, want %+v", got, want)
@@ -946,7 +947,7 @@ func TestPlanNeeds(t *testing.T) {
 	}
 
 	// Needs returns a copy.
-	p.Needs()[0] = resources.Need{}
+	p.Needs()[0] = plan.Need{}
 	if p.Needs()[0].In == nil {
 		t.Error("changing the result of Needs changed the plan")
 	}
@@ -963,7 +964,7 @@ func TestOpenChecksTheNumberOfExternalValues(t *testing.T) {
 func TestOpenTakesATaskParameterFromTheFxGraph(t *testing.T) {
 	p := mustPlan[*DB](t)
 	needs := p.Needs()
-	if len(needs) != 1 || needs[0].Consumer != "task parameter *resources_test.DB" {
+	if len(needs) != 1 || needs[0].Consumer != "task parameter *plan_test.DB" {
 		t.Fatalf("Needs() = %v, want the task parameter", needs)
 	}
 	db := &DB{dsn: "app"}
@@ -1008,7 +1009,7 @@ func TestOpenWorkersConcurrently(t *testing.T) {
 	const workers = 8
 	var (
 		wg     sync.WaitGroup
-		scopes [workers]*resources.Scope[*B]
+		scopes [workers]*plan.Scope[*B]
 		errs   [workers]error
 	)
 	for i := range workers {

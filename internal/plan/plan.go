@@ -1,4 +1,19 @@
-package resources
+// Package plan is the machinery that package workerpool opens and closes a
+// worker's resources with; users never call it.
+//
+// A [Plan] is the analysed dependency graph of one pool's
+// resources.Declarations for its task parameter R. [New] builds it once,
+// when fx.New runs, and reports there a constructor it cannot use
+// (resources.ErrInvalidConstructor), two constructors of one type
+// (resources.ErrDuplicate) or a cycle (resources.ErrCycle).
+//
+// Each worker opens its own [Scope] with [Plan.Open]: only the resources
+// its task parameter needs, each after those it depends on. [Scope.Close]
+// and [Scope.Unwind] close them in exactly the reverse order, so a resource
+// closes only after every resource of its worker that depends on it. A
+// failed open closes what had opened before returning. Panics in
+// constructors and cleanups become errors that name the resource.
+package plan
 
 import (
 	"context"
@@ -9,14 +24,24 @@ import (
 	"time"
 
 	"github.com/fxpool/fxpool/hooks"
+	"github.com/fxpool/fxpool/internal/decl"
 	"github.com/fxpool/fxpool/internal/safe"
+	"github.com/fxpool/fxpool/internal/stack"
+	"github.com/fxpool/fxpool/resources"
+	"go.uber.org/dig"
+)
+
+var (
+	typeContext = reflect.TypeFor[context.Context]()
+	typeWorker  = reflect.TypeFor[resources.Worker]()
+	typeDigIn   = reflect.TypeFor[dig.In]()
 )
 
 // Plan is the analysed dependency graph of one pool's per-worker resources,
 // for the task parameter R: what each worker opens, in which order, and what
 // it takes from the fx graph. A Plan is immutable and safe for concurrent use.
 type Plan[R any] struct {
-	ctors []*ctor
+	ctors []*decl.Ctor
 	order []int       // indices into ctors, dependencies first
 	args  [][]argSpec // per ctor: how to build each parameter
 	r     argSpec     // how to build R
@@ -33,7 +58,7 @@ type Event struct {
 	// Resource is the resource's name.
 	Resource string
 	// Worker is the worker it belongs to.
-	Worker Worker
+	Worker resources.Worker
 	// Closed is false for an open, true for a close.
 	Closed bool
 	// Took is how long the constructor or the cleanup ran.
@@ -88,37 +113,34 @@ type source struct {
 	idx  int // ctor index, or field index in the consumer's Need.In
 }
 
-// NewPlan analyses the declarations for the task parameter R: R is either
-// an fx.In struct, each field resolved per worker, or a single type. It
+// New analyses the declarations for the task parameter R: R is either an
+// fx.In struct, each field resolved per worker, or a single type. It
 // reports invalid declarations, two constructors of one type and cycles,
 // naming the culprits. It opens nothing.
-func NewPlan[R any](decls ...Declaration) (*Plan[R], error) {
+func New[R any](decls ...resources.Declaration) (*Plan[R], error) {
 	p := &Plan[R]{}
 	var errs []error
 	byType := make(map[reflect.Type]int)
 	for _, d := range decls {
-		switch {
-		case d.err != nil:
-			errs = append(errs, d.err)
-			continue
-		case d.c == nil:
-			errs = append(errs, fmt.Errorf("%w: zero Declaration: use resources.PerWorker", ErrInvalidConstructor))
+		c, err := decl.Of(d)
+		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
-		if i, dup := byType[d.c.out]; dup {
-			errs = append(errs, fmt.Errorf("%w %v: %v and %v", ErrDuplicate, d.c.out, p.ctors[i].where, d.c.where))
+		if i, dup := byType[c.Out]; dup {
+			errs = append(errs, fmt.Errorf("%w %v: %v and %v", resources.ErrDuplicate, c.Out, p.ctors[i].Where, c.Where))
 			continue
 		}
-		byType[d.c.out] = len(p.ctors)
-		p.ctors = append(p.ctors, d.c)
+		byType[c.Out] = len(p.ctors)
+		p.ctors = append(p.ctors, c)
 	}
 	rt := reflect.TypeFor[R]()
-	rp, err := newParam(rt)
+	rp, err := decl.NewParam(rt)
 	if err == nil && rt == typeContext {
-		err = errBadCtxParam
+		err = decl.ErrCtxParam
 	}
 	if err != nil {
-		errs = append(errs, fmt.Errorf("%w: task parameter %v: %w", ErrInvalidConstructor, rt, err))
+		errs = append(errs, fmt.Errorf("%w: task parameter %v: %w", resources.ErrInvalidConstructor, rt, err))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -129,9 +151,9 @@ func NewPlan[R any](decls ...Declaration) (*Plan[R], error) {
 	p.args = make([][]argSpec, n)
 	p.needOf = make([]int, n+1)
 	for i, c := range p.ctors {
-		p.args[i] = p.resolve(i, c.String(), c.withCtx, c.params, byType)
+		p.args[i] = p.resolve(i, c.String(), c.WithCtx, c.Params, byType)
 	}
-	rargs := p.resolve(n, "task parameter "+rt.String(), false, []param{rp}, byType)
+	rargs := p.resolve(n, "task parameter "+rt.String(), false, []decl.Param{rp}, byType)
 	p.r = rargs[0]
 
 	if err := p.sort(); err != nil {
@@ -141,7 +163,7 @@ func NewPlan[R any](decls ...Declaration) (*Plan[R], error) {
 }
 
 // resolve builds the argSpecs of one consumer and records its Need.
-func (p *Plan[R]) resolve(consumer int, name string, withCtx bool, params []param, byType map[reflect.Type]int) []argSpec {
+func (p *Plan[R]) resolve(consumer int, name string, withCtx bool, params []decl.Param, byType map[reflect.Type]int) []argSpec {
 	var (
 		specs []argSpec
 		ext   []reflect.StructField
@@ -167,13 +189,13 @@ func (p *Plan[R]) resolve(consumer int, name string, withCtx bool, params []para
 		specs = append(specs, argSpec{t: typeContext, isCtx: true})
 	}
 	for _, prm := range params {
-		spec := argSpec{t: prm.t}
-		if prm.fields == nil {
-			spec.src = from(prm.t, "", false, "")
+		spec := argSpec{t: prm.T}
+		if prm.Fields == nil {
+			spec.src = from(prm.T, "", false, "")
 		} else {
-			spec.fields = make([]fieldSpec, len(prm.fields))
-			for j, f := range prm.fields {
-				spec.fields[j] = fieldSpec{index: f.index, src: from(f.t, f.name, f.grouped, f.tag)}
+			spec.fields = make([]fieldSpec, len(prm.Fields))
+			for j, f := range prm.Fields {
+				spec.fields[j] = fieldSpec{index: f.Index, src: from(f.T, f.Name, f.Grouped, f.Tag)}
 			}
 		}
 		specs = append(specs, spec)
@@ -238,7 +260,7 @@ func (p *Plan[R]) sort() error {
 			}
 			names = append(names, p.ctors[i].String())
 			if cycle == nil {
-				cycle = fmt.Errorf("%w: %s", ErrCycle, strings.Join(names, " -> "))
+				cycle = fmt.Errorf("%w: %s", resources.ErrCycle, strings.Join(names, " -> "))
 			}
 			return
 		}
@@ -306,26 +328,10 @@ func (p *Plan[R]) Needs() []Need { return append([]Need(nil), p.needs...) }
 func (p *Plan[R]) Resources() []string {
 	names := make([]string, len(p.order))
 	for k, i := range p.order {
-		names[k] = p.ctors[i].name
+		names[k] = p.ctors[i].Name
 	}
 	return names
 }
-
-// OpenError is the error of a resource that did not open.
-type OpenError struct {
-	// Resource is the resource's name.
-	Resource string
-	// Constructor is its constructor's function and file:line.
-	Constructor string
-	// Err is the constructor's error, or a [*hooks.PanicError].
-	Err error
-}
-
-func (e *OpenError) Error() string {
-	return fmt.Sprintf("open %s (%s): %v", e.Resource, e.Constructor, e.Err)
-}
-
-func (e *OpenError) Unwrap() error { return e.Err }
 
 // Open opens, for worker w, every resource that R needs, each after those it
 // depends on, and returns the worker's scope. ext holds one value of each
@@ -333,11 +339,11 @@ func (e *OpenError) Unwrap() error { return e.Err }
 //
 // Constructors receive ctx. Open blocks until every constructor has returned.
 // Once ctx is done, Open calls no further constructor: it rolls back and
-// returns an [*OpenError] wrapping ctx's cause.
+// returns an [*resources.OpenError] wrapping ctx's cause.
 // If one fails or panics, Open closes every resource it had opened, in
 // reverse order, with ctx's values but not its cancellation, and returns an
-// [*OpenError] joined with any error of that rollback.
-func (p *Plan[R]) Open(ctx context.Context, w Worker, ext []reflect.Value) (*Scope[R], error) {
+// [*resources.OpenError] joined with any error of that rollback.
+func (p *Plan[R]) Open(ctx context.Context, w resources.Worker, ext []reflect.Value) (*Scope[R], error) {
 	return p.OpenWith(ctx, w, ext, OpenOptions{})
 }
 
@@ -351,7 +357,7 @@ type OpenOptions struct {
 }
 
 // OpenWith is [Plan.Open] with options.
-func (p *Plan[R]) OpenWith(ctx context.Context, w Worker, ext []reflect.Value, o OpenOptions) (*Scope[R], error) {
+func (p *Plan[R]) OpenWith(ctx context.Context, w resources.Worker, ext []reflect.Value, o OpenOptions) (*Scope[R], error) {
 	rollback := func(s *Scope[R]) error {
 		rctx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
 		if o.CloseTimeout > 0 {
@@ -369,31 +375,31 @@ func (p *Plan[R]) OpenWith(ctx context.Context, w Worker, ext []reflect.Value, o
 		c := p.ctors[i]
 		if err := context.Cause(ctx); err != nil {
 			// Whoever opens has given up: open nothing more.
-			err = &OpenError{Resource: c.name, Constructor: c.where, Err: err}
+			err = &resources.OpenError{Resource: c.Name, Constructor: c.Where, Err: err}
 			return nil, errors.Join(err, rollback(s))
 		}
 		if o.Begin != nil {
-			o.Begin(c.name)
+			o.Begin(c.Name)
 		}
 		args := p.build(ctx, w, i, p.args[i], vals, ext)
 		began := time.Now()
-		v, cleanup, err := c.call(args)
+		v, cleanup, err := c.Call(args)
 		if p.observe != nil {
-			p.observe(Event{Resource: c.name, Worker: w, Took: time.Since(began), Err: err})
+			p.observe(Event{Resource: c.Name, Worker: w, Took: time.Since(began), Err: err})
 			if cleanup != nil {
-				cleanup = p.observed(c.name, w, cleanup)
+				cleanup = p.observed(c.Name, w, cleanup)
 			}
 		}
 		if err != nil {
-			err = &OpenError{Resource: c.name, Constructor: c.where, Err: err}
+			err = &resources.OpenError{Resource: c.Name, Constructor: c.Where, Err: err}
 			return nil, errors.Join(err, rollback(s))
 		}
 		vals[i] = v
-		if c.check.IsValid() {
-			s.checks = append(s.checks, check{name: c.name, fn: c.check, v: v})
+		if c.Check.IsValid() {
+			s.checks = append(s.checks, check{name: c.Name, fn: c.Check, v: v})
 		}
 		if cleanup != nil {
-			if err := s.stack.Push(c.name, cleanup); err != nil {
+			if err := s.stack.Push(c.Name, cleanup); err != nil {
 				return nil, err // unreachable: s is not shared yet
 			}
 		}
@@ -404,7 +410,7 @@ func (p *Plan[R]) OpenWith(ctx context.Context, w Worker, ext []reflect.Value, o
 }
 
 // observed wraps a cleanup so that the observer is told when it ran.
-func (p *Plan[R]) observed(name string, w Worker, cleanup hooks.Cleanup) hooks.Cleanup {
+func (p *Plan[R]) observed(name string, w resources.Worker, cleanup func(context.Context) error) hooks.Cleanup {
 	return func(ctx context.Context) (err error) {
 		began := time.Now()
 		defer func() {
@@ -420,7 +426,7 @@ func (p *Plan[R]) observed(name string, w Worker, cleanup hooks.Cleanup) hooks.C
 }
 
 // build makes the arguments of one consumer.
-func (p *Plan[R]) build(ctx context.Context, w Worker, consumer int, specs []argSpec, vals, ext []reflect.Value) []reflect.Value {
+func (p *Plan[R]) build(ctx context.Context, w resources.Worker, consumer int, specs []argSpec, vals, ext []reflect.Value) []reflect.Value {
 	var in reflect.Value
 	if k := p.needOf[consumer]; k >= 0 {
 		in = ext[k]
@@ -452,66 +458,6 @@ func (p *Plan[R]) build(ctx context.Context, w Worker, consumer int, specs []arg
 	return args
 }
 
-// call runs the constructor, turning a panic into an error, and returns the
-// value and its cleanup (nil if none).
-func (c *ctor) call(args []reflect.Value) (v reflect.Value, cleanup hooks.Cleanup, err error) {
-	defer func() {
-		if perr := safe.Recovered(recover()); perr != nil {
-			v, cleanup, err = reflect.Value{}, nil, perr
-		}
-	}()
-	out := c.fn.Call(args)
-	if c.withErr {
-		if e := out[len(out)-1]; !e.IsNil() {
-			return reflect.Value{}, nil, e.Interface().(error)
-		}
-	}
-	v = out[0]
-	switch {
-	case c.cleanup != noCleanup:
-		cleanup = adapt(c.cleanup, out[1])
-	case c.close != noCleanup && !isNil(v):
-		cleanup = closerOf(c.close, v.Interface())
-	}
-	return v, cleanup, nil
-}
-
-// adapt turns a cleanup func value of the given kind into a hooks.Cleanup.
-// A nil func gives nil: nothing to clean up.
-func adapt(kind cleanupKind, fn reflect.Value) hooks.Cleanup {
-	if isNil(fn) {
-		return nil
-	}
-	switch kind {
-	case cleanupPlain:
-		f := fn.Convert(typePlain).Interface().(func())
-		return func(context.Context) error { f(); return nil }
-	case cleanupErr:
-		f := fn.Convert(typeErrFunc).Interface().(func() error)
-		return func(context.Context) error { return f() }
-	default:
-		return fn.Convert(typeCtxFunc).Interface().(func(context.Context) error)
-	}
-}
-
-// closerOf returns the Close method of a value that has one, of the kind
-// that analyse found.
-func closerOf(kind cleanupKind, v any) hooks.Cleanup {
-	if kind == cleanupCtx {
-		return v.(interface{ Close(context.Context) error }).Close
-	}
-	closer := v.(interface{ Close() error })
-	return func(context.Context) error { return closer.Close() }
-}
-
-func isNil(v reflect.Value) bool {
-	switch v.Kind() {
-	case reflect.Pointer, reflect.Interface, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice:
-		return v.IsNil()
-	}
-	return false
-}
-
 // Scope holds one worker's open resources.
 type Scope[R any] struct {
 	checks []check // in open order
@@ -536,7 +482,8 @@ type check struct {
 	v    reflect.Value
 }
 
-// Check runs the health checks of the scope's resources (see [Check]), in
+// Check runs the health checks of the scope's resources (see
+// resources.Check), in
 // open order, and returns the first failure, naming its resource. A panic
 // is a failure. It blocks while the checks run.
 func (s *Scope[R]) Check(ctx context.Context) error {
@@ -563,9 +510,9 @@ func (c check) run(ctx context.Context) (err error) {
 
 // Unwind closes the scope's resources as Close does, but on the calling
 // goroutine and without returning before every cleanup has; see
-// [hooks.Stack.Unwind]. Stuck reports its progress meanwhile.
-func (s *Scope[R]) Unwind(ctx context.Context) error { return s.stack.Unwind(ctx) }
+// [stack.Unwind]. Stuck reports its progress meanwhile.
+func (s *Scope[R]) Unwind(ctx context.Context) error { return stack.Unwind(&s.stack, ctx) }
 
 // Stuck reports which cleanup a Close or Unwind in progress is running;
-// see [hooks.Stack.Stuck]. It does not block.
-func (s *Scope[R]) Stuck(cause error) error { return s.stack.Stuck(cause) }
+// see [stack.Stuck]. It does not block.
+func (s *Scope[R]) Stuck(cause error) error { return stack.Stuck(&s.stack, cause) }

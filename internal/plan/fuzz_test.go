@@ -1,4 +1,4 @@
-package resources_test
+package plan_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/fxpool/fxpool/internal/plan"
 	"github.com/fxpool/fxpool/resources"
 	"go.uber.org/dig"
 	"go.uber.org/fx"
@@ -155,7 +156,7 @@ func fzInStruct(b *fzBytes) reflect.Type {
 	for i := range b.pick(4) {
 		f := reflect.StructField{Name: fmt.Sprintf("F%d", i), Type: fzField(b), Tag: fzTags[b.pick(len(fzTags))]}
 		if b.pick(8) == 0 {
-			f.Name, f.PkgPath = fmt.Sprintf("f%d", i), "github.com/fxpool/fxpool/resources_test"
+			f.Name, f.PkgPath = fmt.Sprintf("f%d", i), "github.com/fxpool/fxpool/internal/plan_test"
 		}
 		fields = append(fields, f)
 	}
@@ -257,7 +258,7 @@ func fzGenerate(b *fzBytes) []*fzCtor {
 }
 
 // FuzzSignature generates per-worker constructor signatures and checks that
-// PerWorker and NewPlan either reject them with one of the package's errors
+// PerWorker and New either reject them with one of the package's errors
 // or give a plan whose Open opens, in dependency order, exactly what the
 // task parameter needs, rolls back at the first failing constructor, and
 // whose Close closes everything that opened, in reverse — never a panic.
@@ -325,10 +326,10 @@ func fzCheck[R any](t *testing.T, ctors []*fzCtor) {
 		decls[i] = resources.PerWorker(fn.Interface(), opts...)
 	}
 
-	p, err := resources.NewPlan[R](decls...)
+	p, err := plan.New[R](decls...)
 	if err != nil {
 		if !errors.Is(err, resources.ErrInvalidConstructor) && !errors.Is(err, resources.ErrDuplicate) && !errors.Is(err, resources.ErrCycle) {
-			t.Fatalf("NewPlan(%v) = %v, want one of the package's errors", ctors, err)
+			t.Fatalf("New(%v) = %v, want one of the package's errors", ctors, err)
 		}
 		return
 	}
@@ -534,7 +535,7 @@ func TestFuzzSignatureCoversEveryOutcome(t *testing.T) {
 			fn := reflect.MakeFunc(reflect.FuncOf(c.in, c.out, c.variadic), func([]reflect.Value) []reflect.Value { return nil })
 			decls[i] = resources.PerWorker(fn.Interface())
 		}
-		_, err := resources.NewPlan[*fz0](decls...)
+		_, err := plan.New[*fz0](decls...)
 		switch {
 		case err == nil:
 			seen["ok"] = true
