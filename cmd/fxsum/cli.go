@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -20,6 +21,7 @@ Usage:
   fxsum [index] [flags] PATH...   hash files into the index (the default command)
   fxsum manifest [flags]          print the index as sha256sum-compatible lines
   fxsum verify [flags] [PATH...]  re-hash indexed files and report differences
+  fxsum worker --queue URL        hash the files of index --queue runs (below)
 
 index walks each PATH (a directory or a file), hashes every regular file with
 --workers workers and records its absolute path, size, modification time and
@@ -41,6 +43,16 @@ manifest prints "<hex digest>  <path>" lines sorted by path, escaped as GNU
 coreutils does for names with a backslash or a newline, so that
 "fxsum manifest > SUMS; sha256sum -c SUMS" works (b3sum -c and sha512sum -c
 for the other algorithms). Paths are absolute unless --root is given.
+
+index --queue URL publishes the files to hash to NATS JetStream at URL
+instead of hashing them itself; "fxsum worker --queue URL", on any number
+of machines that see the files at the same paths, hashes them and publishes
+the digests, which index writes into its database as usual. --queue
+embedded runs a NATS server inside index (add --listen ADDR for workers on
+other machines). With --queue, --workers is the number of workers in the
+index process itself (0: none). A worker that dies loses nothing: its files
+go to another worker. worker runs until SIGINT or SIGTERM. README.md has the
+subjects and streams and the commands for two machines.
 
 verify re-hashes every indexed file (or those under the given PATHs) and
 prints "changed: PATH", "missing: PATH" or "unreadable: PATH: reason" lines.
@@ -67,6 +79,14 @@ Flags (the commands they apply to in brackets):
                      and do not match a slash; ** is not special. Rows of
                      files excluded later are removed from the index.
   --vcs              [index] also index .git, .hg, .svn and .bzr folders
+  --queue URL        [index, worker] hash through NATS JetStream at URL
+                     (nats://host:4222, comma-separated for a cluster), or
+                     "embedded" (index only): a server inside index
+  --listen ADDR      [index] with --queue embedded, also listen on ADDR
+                     (host:port, port 0 picks one; the URL is printed) for
+                     workers in other processes or on other machines
+  --idle-timeout D   [index] with --queue, give up (exit 1) when no file was
+                     hashed for D and no worker is connected (default 5m)
   --root DIR         [manifest] print paths relative to DIR, only files under
                      it; DIR must exist
   --quiet            no progress bar and no summary line
@@ -111,12 +131,19 @@ type options struct {
 	quiet    bool
 	logLevel zapcore.Level
 	logOff   bool
-	test     *testSeams // set by in-process tests only
+
+	queue        string        // --queue: a NATS URL, "embedded" or ""
+	listen       string        // --listen, with --queue embedded
+	idleTimeout  time.Duration // --idle-timeout
+	queueWorkers int           // index --queue: hashing workers in this process
+
+	test *testSeams // set by in-process tests only
 }
 
 // commandFlags are the flags each command takes, beside the common ones.
 var commandFlags = map[string][]string{
-	"index":    {"workers", "algo", "rehash", "follow", "exclude", "vcs"},
+	"index":    {"workers", "algo", "rehash", "follow", "exclude", "vcs", "queue", "listen", "idle-timeout"},
+	"worker":   {"workers", "queue"},
 	"manifest": {"algo", "root"},
 	"verify":   {"workers"},
 }
@@ -138,7 +165,7 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	explicit := false
 	if len(args) > 0 {
 		switch args[0] {
-		case "index", "manifest", "verify":
+		case "index", "manifest", "verify", "worker":
 			o.cmd, explicit = args[0], true
 			args = args[1:]
 		case "help":
@@ -159,6 +186,9 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	fs.StringVar(&o.root, "root", "", "")
 	fs.BoolVar(&o.quiet, "quiet", false, "")
 	level := fs.String("log-level", "off", "")
+	fs.StringVar(&o.queue, "queue", "", "")
+	fs.StringVar(&o.listen, "listen", "", "")
+	fs.DurationVar(&o.idleTimeout, "idle-timeout", defaultIdleTimeout, "")
 	afterDashes := -1 // index in o.paths of the first path after "--"
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -184,7 +214,7 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	// "fxsum --db x manifest": the command after the flags.
 	if !explicit && len(o.paths) > 0 && afterDashes != 0 {
 		switch o.paths[0] {
-		case "index", "manifest", "verify":
+		case "index", "manifest", "verify", "worker":
 			o.cmd = o.paths[0]
 			o.paths = o.paths[1:]
 		}
@@ -210,8 +240,16 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	if _, ok := algorithms[o.algo]; !ok {
 		return nil, usagef("--algo %q: want sha256, sha512 or blake3", o.algo)
 	}
-	if o.workers < 1 || o.workers > maxWorkers {
+	if err := checkQueueArgs(o); err != nil {
+		return nil, err
+	}
+	if (o.workers < 1 && (o.queue == "" || o.cmd != "index")) || o.workers < 0 || o.workers > maxWorkers {
 		return nil, usagef("--workers %d: want 1 to %d", o.workers, maxWorkers)
+	}
+	if o.queue != "" && o.cmd == "index" {
+		// The index process's own pool only writes the results: the
+		// hashing workers are the queue's.
+		o.queueWorkers, o.workers = o.workers, queueWriters
 	}
 	if o.db == "" {
 		return nil, usagef("--db: empty path")
@@ -230,9 +268,9 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 		if len(o.paths) == 0 {
 			return nil, usagef("index: no PATH given (see fxsum --help)")
 		}
-	case "manifest":
+	case "manifest", "worker":
 		if len(o.paths) > 0 {
-			return nil, usagef("manifest: unexpected argument %q", o.paths[0])
+			return nil, usagef("%s: unexpected argument %q", o.cmd, o.paths[0])
 		}
 	}
 	return o, nil

@@ -12,6 +12,7 @@
 //	fxsum [index] [flags] PATH...
 //	fxsum manifest [flags]
 //	fxsum verify [flags] [PATH...]
+//	fxsum worker --queue URL [--workers N]
 //
 // Run "fxsum --help" for every flag; README.md has examples and measured
 // figures.
@@ -56,6 +57,10 @@
 //	               of a directory's listing with its rows, removals, sweep
 //	verify.go      fxsum verify
 //	manifest.go    fxsum manifest
+//	queue.go       index --queue: the streams and subjects, publishing the
+//	               files to hash, writing their results, waiting for them
+//	worker.go      fxsum worker, and the hashing workers of index --queue,
+//	               fed by jetstream.Consume
 //	progress.go    the progress bar; report.go: counters and messages
 //	testhook.go    hooks for the tests, built only with -tags fxsumtest
 //
@@ -68,6 +73,22 @@
 //	row reader        indexVisitor.enterDir     cursor.close             cursor.close
 //	counting walk     countFiles, with a bar    its stop function        its stop function
 //	progress bar      startProgress             progress.stop            progress.stop
+//	results consumer  startQueueIndex           queueIndex.finish        queueIndex.finish
+//	hash workers      newHashWorkers (an fx     its app's Stop           queueIndex.finish,
+//	                  app: pool + Consume)                               runWorker
+//	embedded server   startQueueIndex           queueIndex.close         queueIndex.close
+//
+// The results consumer (jetstream.Start: a pull loop and a heartbeat
+// goroutine) feeds the session's pool; the hash workers' consumer feeds
+// their own pool.
+//
+// # Across machines
+//
+// With --queue, index publishes the files to hash to NATS JetStream and
+// "fxsum worker" processes, on any machines that see the files at the same
+// paths, hash them and publish the results, which the session's pool
+// writes into the database; see queue.go for the streams and subjects and
+// README.md for the delivery guarantees.
 //
 // # Exit status
 //

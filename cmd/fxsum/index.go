@@ -37,6 +37,10 @@ type indexRun struct {
 	writer writeLock  // shared by the batches and the walker
 	self   *selfFiles // the database's files, never indexed
 
+	// queue, with --queue, takes the files to hash instead of the pool
+	// (queue.go).
+	queue *queueIndex
+
 	// halt ends on an interrupt or a fatal error: the session's; the
 	// pool's stop then keeps queued tasks from starting. Only the tests'
 	// hold waits for it, and for refusing to report true.
@@ -112,6 +116,11 @@ func runIndex(ctx context.Context, o *options, log *zap.Logger, stderr io.Writer
 		return err
 	}
 	run.self = newSelfFiles(s.dbFile)
+	if o.queue != "" {
+		if run.queue, err = startQueueIndex(ctx, o, log, run, s); err != nil {
+			return errors.Join(err, s.stop(ctx))
+		}
+	}
 	run.halt = s.halt
 	run.refusing = func() bool { return probePool(s.pool) != nil }
 	walkCtx := s.halt
@@ -122,8 +131,16 @@ func runIndex(ctx context.Context, o *options, log *zap.Logger, stderr io.Writer
 	stopCount := countFiles(walkCtx, prog.drawn(), &walker{follow: o.follow, exclude: o.exclude, self: run.self, v: countVisitor{c: &run.c}}, roots)
 
 	walkErr := walkIndex(walkCtx, run, s, s.db, roots, log)
+	if run.queue != nil {
+		// Wait for the results of what the walk published, then stop
+		// taking them.
+		walkErr = run.queue.finish(ctx, walkCtx, walkErr)
+	}
 	halted := walkCtx.Err() != nil // before stop, which ends it
 	stopErr := s.stop(ctx)
+	if run.queue != nil {
+		stopErr = errors.Join(stopErr, run.queue.close(ctx))
+	}
 	stopCount()
 	prog.stop()
 	run.hooks.afterRun()

@@ -225,6 +225,9 @@ func (v *indexVisitor) file(ctx context.Context, dir, name string, st *fileState
 		c.unchangedBytes.Add(st.size)
 		return nil
 	}
+	if v.run.queue != nil {
+		return v.run.queue.publish(ctx, dir, name, link)
+	}
 	return v.s.submit(v.run.hashTask(dir, name, link))
 }
 

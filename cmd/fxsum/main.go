@@ -51,6 +51,8 @@ func runCommand(ctx context.Context, o *options, stdout, stderr io.Writer) error
 		return runManifest(ctx, o, stdout)
 	case "verify":
 		return runVerify(ctx, o, log, stdout, stderr)
+	case "worker":
+		return runWorker(ctx, o, log, stderr)
 	default:
 		return runIndex(ctx, o, log, stderr)
 	}
