@@ -504,7 +504,8 @@ func (c *Consumer) stopPulling(ctx context.Context) error {
 // ctx's budget:
 //
 //   - it stops pulling and waits for the pull requests in progress (at
-//     most the fetch expiry), whose messages it Naks back at once;
+//     most the fetch expiry; up to a second and a half more if a
+//     reconnect lost their statuses), whose messages it Naks back at once;
 //   - it lets the tasks in flight finish, each acked or Nak'd by its
 //     outcome, until two fifths of the budget;
 //   - then it cancels the context of the tasks left, with cause
