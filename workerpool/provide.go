@@ -34,11 +34,20 @@ import (
 // budget: the package documentation gives the exact split. Like every fx
 // value, the pool is built, and so started, only if something in the app
 // depends on it.
+//
+// Two pools that provide one fx value — the same R and no [Named], or
+// Named and the same name — make fx.New fail with dig's "already provided
+// by" error, which names the call to Provide of each. Give each pool
+// [Named] and ask for it with name:"<pool name>", or keep each [Private] to
+// an fx.Module of its own.
 func Provide[R any](name string, opts ...Option) fx.Option {
 	where := "workerpool.Provide"
 	if _, file, line, ok := runtime.Caller(1); ok {
 		where = fmt.Sprintf("workerpool.Provide at %s:%d", callsite.Short(file), line)
 	}
+	// dig's errors about the pool's constructors, made with reflect.MakeFunc,
+	// name this call: two pools of one type collide naming both.
+	pc := callsite.Caller(1)
 	fail := func(err error) fx.Option {
 		return fx.Error(fmt.Errorf("workerpool: pool %q (%s): %w", name, where, err))
 	}
@@ -80,7 +89,7 @@ func Provide[R any](name string, opts ...Option) fx.Option {
 			func(args []reflect.Value) []reflect.Value {
 				return []reflect.Value{reflect.ValueOf(&needValue{args[0]})}
 			})
-		options = append(options, provide(cfg, fx.Annotated{Name: id, Target: provider.Interface()}))
+		options = append(options, provide(cfg, callsite.Annotate(pc, provider.Interface(), fx.ResultTags("name:"+strconv.Quote(id)))))
 		field := fmt.Sprintf("Need%d", i)
 		needs = append(needs, field)
 		fields = append(fields, reflect.StructField{
@@ -99,11 +108,11 @@ func Provide[R any](name string, opts ...Option) fx.Option {
 			}
 			return []reflect.Value{reflect.ValueOf(p), reflect.Zero(errorType)}
 		})
-	target := any(ctor.Interface())
+	var anns []fx.Annotation
 	if cfg.named {
-		target = fx.Annotated{Name: name, Target: target}
+		anns = append(anns, fx.ResultTags("name:"+strconv.Quote(name)))
 	}
-	options = append(options, provide(cfg, target))
+	options = append(options, provide(cfg, callsite.Annotate(pc, ctor.Interface(), anns...)))
 	return fx.Options(options...)
 }
 
