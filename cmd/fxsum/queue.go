@@ -46,8 +46,9 @@ const (
 	// streamMaxAge drops what an index run that crashed left behind: the
 	// files of a run nobody waits for any more, and their results.
 	streamMaxAge = 7 * 24 * time.Hour
-	// workMaxAckPending bounds the files out with workers at once; it covers
-	// the windows (2 * --workers) of 39 workers of 256 workers each.
+	// workMaxAckPending bounds the files out with workers at once; it must
+	// cover the windows of every worker process, (1 + queuePerHashWorker)
+	// per worker: 75 processes of 8 workers, or 2 of 256.
 	workMaxAckPending = 20_000
 	// resultInactive deletes the result consumer of a crashed index run.
 	resultInactive = time.Hour
@@ -185,6 +186,9 @@ type queueIndex struct {
 	seq     uint64
 	futures []natsjs.PubAckFuture
 
+	// last is the highest seq published: a result beyond it is bogus.
+	last atomic.Uint64
+
 	// done is the number of results written, each file's first.
 	done     atomic.Int64
 	progress chan struct{} // a result was written (size 1)
@@ -273,6 +277,7 @@ func (q *queueIndex) publish(ctx context.Context, dir, name string, link bool) e
 		return err
 	}
 	q.seq++
+	q.last.Store(q.seq)
 	data, err := json.Marshal(workMsg{Run: q.id, Seq: q.seq, Dir: dir, Name: name, Algo: q.run.opts.algo, Follow: q.run.opts.follow || link})
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", displayPath(filepath.Join(dir, name)), err)
@@ -310,6 +315,9 @@ func (q *queueIndex) flush(ctx context.Context) error {
 // it published, before its ack) is dropped. A database error halts the
 // session, as a failing hashing task does without --queue.
 func (q *queueIndex) write(ctx context.Context, d indexDeps, r resultMsg) error {
+	if r.Seq == 0 || r.Seq > q.last.Load() {
+		return jetstream.Permanent(fmt.Errorf("result of %s: seq %d, and this run published %d files", displayPath(filepath.Join(r.Dir, r.Name)), r.Seq, q.last.Load()))
+	}
 	if !q.claim(r.Seq) {
 		return nil
 	}
