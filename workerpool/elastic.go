@@ -95,6 +95,7 @@ func (p *Pool[R]) stopGrowing() int {
 // the idle timeout may retire.
 func (w *worker[R]) nextElastic() (task[R], bool) {
 	p, e := w.p, w.p.elastic
+	w.forgetEnded()
 	for {
 		p.idle.Add(1)
 		timeout := make(chan struct{})

@@ -57,7 +57,13 @@ type worker[R any] struct {
 	waits   atomic.Uint64 // odd while the worker waits in the queue: see wait
 
 	mu     sync.Mutex
-	cancel context.CancelCauseFunc // the running task's; guarded by mu
+	cancel context.CancelCauseFunc // the Map's whose task ran last; guarded by mu
+	shared context.Context         // that Map's tasks' context
+	// The context of the last task bound to its submitter's (Do, Submit,
+	// GoReport, groups), kept for the next one with the same parent: see
+	// boundCtx. boundCancel is guarded by mu.
+	bound, boundParent context.Context
+	boundCancel        context.CancelCauseFunc
 
 	slotted bool          // a slot in use: guarded by elastic.mu in an elastic pool, by the pool's mu in a fixed one
 	err     error         // teardown error, written before exited is closed
@@ -122,6 +128,10 @@ func (w *worker[R]) loop(boot func() bool) {
 // exit ends the worker: Stats no longer counts it, its waiters are told,
 // and an elastic slot is freed for the grower.
 func (w *worker[R]) exit() {
+	w.releaseBound()
+	w.mu.Lock()
+	w.cancel, w.shared = nil, nil
+	w.mu.Unlock()
 	w.phase.Store(phaseVacant)
 	close(w.exited)
 	if e := w.p.elastic; e != nil {
@@ -255,6 +265,7 @@ func (w *worker[R]) wait() (task[R], bool) {
 		p.idle.Add(1) // TryGo gives a worker about to wait a moment
 		defer p.idle.Add(-1)
 	}
+	w.forgetEnded()
 	w.waits.Add(1) // odd: waiting
 	defer w.waits.Add(1)
 	if w.ending() {
@@ -323,15 +334,13 @@ func (w *worker[R]) handle(t task[R]) {
 	case ctxValues:
 		ctx = &valuesCtx{Context: p.tasks, values: t.ctx}
 	case ctxBound:
-		var cancel context.CancelCauseFunc
-		ctx, cancel = context.WithCancelCause(t.ctx)
-		w.track(cancel)
-		defer w.track(nil)
-		defer cancel(nil)
+		ctx = w.boundCtx(t.ctx)
 	case ctxShared:
 		ctx = t.ctx
-		w.track(t.res.(sharedCtx).cancelCause())
-		defer w.track(nil)
+		if ctx != w.shared {
+			w.shared = ctx
+			w.track(t.res.(sharedCtx).cancelCause())
+		}
 	}
 	w.started.Add(1)
 	err, panicked := w.exec(ctx, t)
@@ -341,25 +350,94 @@ func (w *worker[R]) handle(t task[R]) {
 	w.after(t, err, panicked)
 }
 
-// track publishes the cancel func of the running task's context, so that
-// the pool's stop can cancel it: the task's context derives from its
-// submitter's, not from the pool's.
+// track publishes the cancel func of a Map's tasks' context, which the
+// worker's task is about to run in, so that the pool's stop can cancel
+// it: the context derives from the Map's caller's, not from the pool's.
+// It stays tracked until the worker runs another Map's task: cancelling a
+// context whose Map is over changes nothing.
 func (w *worker[R]) track(cancel context.CancelCauseFunc) {
 	w.mu.Lock()
 	w.cancel = cancel
 	w.mu.Unlock()
-	if cancel != nil && w.p.tasks.Err() != nil {
+	if w.p.tasks.Err() != nil {
 		cancel(context.Cause(w.p.tasks)) // the stop came first
 	}
+}
+
+// boundCtx returns the context of a task bound to its submitter's context
+// parent: derived from parent, and cancelled by the pool's stop. The
+// worker keeps the last one for the next task with the same parent — a
+// feeder's, a group's or a caller's many tasks share theirs — rather than
+// derive one for each task and register it with parent; one that has
+// ended (parent did, or the stop) is replaced, and released when the
+// worker exits.
+func (w *worker[R]) boundCtx(parent context.Context) context.Context {
+	if parent == w.boundParent && !ended(w.bound) {
+		return w.bound
+	}
+	ctx, cancel := context.WithCancelCause(parent)
+	w.mu.Lock()
+	prev := w.boundCancel
+	w.boundCancel = cancel
+	w.mu.Unlock()
+	if prev != nil {
+		prev(nil)
+	}
+	w.bound, w.boundParent = ctx, parent
+	if w.p.tasks.Err() != nil {
+		cancel(context.Cause(w.p.tasks)) // the stop came first
+	}
+	return ctx
+}
+
+// forgetEnded lets go of the contexts kept for the next task, bound or
+// Map's, that have ended: a worker about to idle keeps no request's
+// context, and its values, alive.
+func (w *worker[R]) forgetEnded() {
+	if w.bound != nil && ended(w.bound) {
+		w.releaseBound()
+	}
+	if w.shared != nil && ended(w.shared) {
+		w.mu.Lock()
+		w.cancel, w.shared = nil, nil
+		w.mu.Unlock()
+	}
+}
+
+// ended reports whether ctx is done: a receive that does not block, cheaper
+// than Err, which takes the context's lock.
+func ended(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// releaseBound ends the context boundCtx kept, when the worker exits.
+func (w *worker[R]) releaseBound() {
+	w.mu.Lock()
+	cancel := w.boundCancel
+	w.boundCancel = nil
+	w.mu.Unlock()
+	if cancel != nil {
+		cancel(nil)
+	}
+	w.bound, w.boundParent = nil, nil
 }
 
 // cancelRunning cancels the context of every running task, with cause.
 func (p *Pool[R]) cancelRunning(cause error) {
 	p.cancelTasks(cause)
+	cause = context.Cause(p.tasks)
 	for _, w := range p.all() {
 		w.mu.Lock()
 		if w.cancel != nil {
-			w.cancel(context.Cause(p.tasks))
+			w.cancel(cause)
+		}
+		if w.boundCancel != nil {
+			w.boundCancel(cause)
 		}
 		w.mu.Unlock()
 	}
