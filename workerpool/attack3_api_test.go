@@ -26,7 +26,7 @@ type a3Key struct{}
 
 // a3Call runs f on its own goroutine and returns what it returned and what
 // it panicked with; it fails the test if f has not returned within a3Hang.
-func a3Call(t *testing.T, what string, f func() error) (err error, panicked any) {
+func a3Call(t *testing.T, what string, f func() error) (panicked any, err error) {
 	t.Helper()
 	type res struct {
 		err error
@@ -46,7 +46,7 @@ func a3Call(t *testing.T, what string, f func() error) (err error, panicked any)
 	}()
 	select {
 	case r := <-ch:
-		return r.err, r.p
+		return r.p, r.err
 	case <-time.After(a3Hang):
 		t.Fatalf("hang: %s still running after %v", what, a3Hang)
 		return nil, nil
@@ -89,7 +89,7 @@ func TestAttack3NilArguments(t *testing.T) {
 		}, workerpool.ErrNilTask},
 	}
 	for _, c := range cases {
-		err, pan := a3Call(t, c.name, c.call)
+		pan, err := a3Call(t, c.name, c.call)
 		if pan != nil {
 			t.Errorf("%s panicked: %v", c.name, pan)
 			continue
@@ -115,7 +115,7 @@ func TestAttack3NilArguments(t *testing.T) {
 func TestAttack3GoReportNilReport(t *testing.T) {
 	p, _ := atkStart[W](t, "a3nilreport", workerpool.Workers(1))
 	ran := make(chan struct{}, 1)
-	err, pan := a3Call(t, "GoReport(nil report)", func() error {
+	pan, err := a3Call(t, "GoReport(nil report)", func() error {
 		return p.GoReport(context.Background(), func(context.Context, W) error {
 			ran <- struct{}{}
 			return errors.New("boom")
@@ -147,7 +147,7 @@ func TestAttack3StopNilContextAndBadPolicy(t *testing.T) {
 	t.Run("nil ctx", func(t *testing.T) {
 		p, app := atkStart[W](t, "a3stopnil", workerpool.Workers(1))
 		var nilCtx context.Context
-		err, pan := a3Call(t, "Stop(nil)", func() error { return p.Stop(nilCtx, workerpool.Drain) })
+		pan, err := a3Call(t, "Stop(nil)", func() error { return p.Stop(nilCtx, workerpool.Drain) })
 		if pan != nil {
 			t.Fatalf("Stop(nil ctx) panicked: %v", pan)
 		}
@@ -173,7 +173,7 @@ func TestAttack3StopNilContextAndBadPolicy(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		err, pan := a3Call(t, "Stop(policy 42)", func() error { return p.Stop(a3Ctx(t, a3Hang), workerpool.StopPolicy(42)) })
+		pan, err := a3Call(t, "Stop(policy 42)", func() error { return p.Stop(a3Ctx(t, a3Hang), workerpool.StopPolicy(42)) })
 		if pan != nil {
 			t.Fatalf("Stop(StopPolicy(42)) panicked: %v", pan)
 		}
@@ -624,7 +624,7 @@ func TestAttack3FutureWaitConcurrent(t *testing.T) {
 		t.Error("Done not closed after Wait returned")
 	}
 	var nilCtx context.Context
-	_, pan := a3Call(t, "Wait(nil)", func() error { _, err := f.Wait(nilCtx); return err })
+	pan, _ := a3Call(t, "Wait(nil)", func() error { _, err := f.Wait(nilCtx); return err })
 	if pan != nil {
 		t.Errorf("Future.Wait(nil ctx) on a ready future panicked: %v", pan)
 	}

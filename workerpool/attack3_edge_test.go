@@ -55,7 +55,7 @@ func TestAttack3BadDeclarationsNameTheCulprit(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var app *fx.App
-			_, pan := a3Call(t, "fx.New", func() error {
+			pan, _ := a3Call(t, "fx.New", func() error {
 				app = fx.New(fx.NopLogger,
 					fx.Supply(a3Config{}),
 					workerpool.Provide[W]("a3bad", c.opts...),

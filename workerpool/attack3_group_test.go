@@ -94,7 +94,7 @@ func TestAttack3GroupEdges(t *testing.T) {
 	t.Run("nil task", func(t *testing.T) {
 		g, gctx := p.Group(context.Background())
 		var err error
-		_, pan := a3Call(t, "Group.Go(nil)", func() error { g.Go(nil); return nil })
+		pan, _ := a3Call(t, "Group.Go(nil)", func() error { g.Go(nil); return nil })
 		if pan != nil {
 			t.Fatalf("Group.Go(nil) panicked: %v", pan)
 		}

@@ -228,8 +228,9 @@ func (errorHandlerOption) String() string { return "workerpool.ErrorHandler(...)
 // a panic or [resources.ErrBroken] — or try to — more than n times within
 // the given window, counted across the pool: the restart intensity of an
 // OTP supervisor. A failed pool takes no more tasks, reports every queued
-// task as not run, and asks fx to stop the app with exit code 1. By
-// default there is no limit.
+// task as not run, and asks fx to stop the app with exit code 1. n must be
+// at least 1 and within positive. By default there is
+// no limit.
 func MaxRestarts(n int, within time.Duration) Option { return maxRestartsOption{n, within} }
 
 type maxRestartsOption struct {
@@ -354,7 +355,9 @@ func (o stopOption) String() string { return fmt.Sprintf("workerpool.OnStop(%v)"
 
 // OnDropped receives every accepted task that will never run — queued when
 // the pool stopped with [Cancel] or [DropQueued], ran out of stop budget,
-// or failed — so that the app can persist or hand it elsewhere. ctx is the
+// or failed — so that the app can persist or hand it elsewhere; not a task
+// whose submitter's context ended while it was queued, which its submitter
+// no longer wants (it is told that context's cause). ctx is the
 // context the task was submitted with (context.Background for TryGo), so
 // that values its submitter attached to it — a message ID, a trace —
 // identify the task. Its submitter is told first: [Pool.Do] and

@@ -168,7 +168,10 @@ type Stats struct {
 	// Panics counts the tasks that panicked or called runtime.Goexit.
 	Panics uint64
 	// Dropped counts the accepted tasks that never ran: their submitters
-	// were told with ErrClosed.
+	// were told with ErrClosed, or, for a task whose submitter's context
+	// ended while it was queued, with that context's cause. After a stop,
+	// Done + Dropped is every task the pool accepted. (OnDropped sees only
+	// the tasks the pool dropped, not those their submitters gave up on.)
 	Dropped uint64
 	// Opening is the number of workers opening or rebuilding their
 	// resources; Closing, of those closing them.

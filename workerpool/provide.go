@@ -9,6 +9,7 @@ import (
 
 	"github.com/fxpool/fxpool/internal/callsite"
 	"github.com/fxpool/fxpool/internal/plan"
+	"github.com/fxpool/fxpool/internal/safe"
 	"go.uber.org/dig"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
@@ -140,7 +141,12 @@ func checkDropped[R any](cfg config) error {
 func build[R any](name, where string, cfg config, pl *plan.Plan[R], in reflect.Value, needs []string) (*Pool[R], error) {
 	var err error
 	if cfg.configFrom.f != nil {
-		cfg, err = cfg.withConfig(cfg.configFrom.f(in.FieldByName("Config").Interface()))
+		var opts []Option
+		if perr := safe.Call(func() { opts = cfg.configFrom.f(in.FieldByName("Config").Interface()) }); perr != nil {
+			err = fmt.Errorf("OptionsFrom's func: %w", perr)
+		} else {
+			cfg, err = cfg.withConfig(opts)
+		}
 		if err == nil {
 			err = checkDropped[R](cfg)
 		}

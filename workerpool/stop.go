@@ -65,12 +65,7 @@ func (p *Pool[R]) shutdown(ctx context.Context, policy StopPolicy) error {
 		// caller's mistake, and the start cleans up after itself.
 		return fmt.Errorf("workerpool: pool %q: stop while starting", p.name)
 	default:
-		select {
-		case <-p.stopped:
-			return p.stopErr
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
+		return p.awaitStop(ctx)
 	}
 	p.mu.Lock()
 	if p.guarded != nil {
@@ -201,6 +196,26 @@ func (p *Pool[R]) AddFeeder(stop func(ctx context.Context) error) error {
 	}
 	p.feeders = append(p.feeders, stop)
 	return nil
+}
+
+// awaitStop waits for the stop under way, as a second stop does: until it
+// has returned, whose result it returns, or until nine tenths of ctx's
+// budget are gone, as a first stop would; it then names the workers still
+// stuck and what each is stuck in.
+func (p *Pool[R]) awaitStop(ctx context.Context) error {
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.Now().Add(share(time.Until(dl), closeShareNum, closeShareDen)))
+		defer cancel()
+	}
+	select {
+	case <-p.stopped:
+		return p.stopErr
+	case <-ctx.Done():
+	}
+	cause := context.Cause(ctx)
+	return fmt.Errorf("workerpool: pool %q: stop: the stop under way did not end in time: %w", p.name,
+		errors.Join(cause, p.waitWorkers(ctx, p.all())))
 }
 
 // waitWorkers waits until every worker of ws has ended, and returns their

@@ -325,6 +325,7 @@ func (w *worker[R]) handle(t task[R]) {
 	}
 	if t.mode == ctxBound || t.mode == ctxShared {
 		if err := context.Cause(t.ctx); err != nil {
+			p.dropped.Add(1)       // before its submitter hears
 			p.tell(t, NotRun, err) // its submitter gave up on it
 			return
 		}
