@@ -133,8 +133,12 @@ func (e ResourceClosed) Level() zapcore.Level { return levelOf(e.Err, zap.DebugL
 
 // record logs an event and hands it to the hook.
 func (p *Pool[R]) record(e Event) {
-	if ce := p.log.Check(e.Level(), message(e)); ce != nil {
-		ce.Write(fields(e)...)
+	// Level first: Check's frame would grow the stack of a worker that
+	// opens, for events that the logger drops.
+	if lvl := e.Level(); p.log.Level().Enabled(lvl) {
+		if ce := p.log.Check(lvl, message(e)); ce != nil {
+			ce.Write(fields(e)...)
+		}
 	}
 	if f := p.cfg.events; f != nil {
 		p.guard("Events", func() { f(e) })

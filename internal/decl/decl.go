@@ -256,6 +256,16 @@ func (c *Ctor) Call(args []reflect.Value) (v reflect.Value, cleanup func(context
 	return v, cleanup, nil
 }
 
+// CloseOf returns the cleanup that closes v, a value made by c's function,
+// when c has no cleanup result of its own: v's Close method, or nil if v
+// has none or is nil.
+func (c *Ctor) CloseOf(v any) func(context.Context) error {
+	if c.cleanup != noCleanup || c.close == noCleanup || isNil(reflect.ValueOf(v)) {
+		return nil
+	}
+	return closerOf(c.close, v)
+}
+
 // adapt turns a cleanup func value of the given kind into a
 // func(context.Context) error. A nil func gives nil: nothing to clean up.
 func adapt(kind cleanupKind, fn reflect.Value) func(context.Context) error {

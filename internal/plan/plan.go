@@ -50,6 +50,9 @@ type Plan[R any] struct {
 	// in needs, or -1.
 	needOf  []int
 	observe func(Event)
+	// direct calls the only constructor, which makes R from nothing but
+	// the context and the worker, without reflection: see directOf.
+	direct directCall[R]
 }
 
 // Event tells an observer that one resource of one worker opened or
@@ -159,7 +162,28 @@ func New[R any](decls ...resources.Declaration) (*Plan[R], error) {
 	if err := p.sort(); err != nil {
 		return nil, err
 	}
+	if p.simple() {
+		p.direct = directOf[R](p.ctors[0].Fn.Interface())
+	}
 	return p, nil
+}
+
+// simple reports whether the plan is one constructor that makes R itself
+// from nothing but the context and the worker: the plan of most pools,
+// which directOf may call without reflection.
+func (p *Plan[R]) simple() bool {
+	if len(p.ctors) != 1 || p.ctors[0].Out != reflect.TypeFor[R]() {
+		return false
+	}
+	if p.r.isCtx || p.r.fields != nil || p.r.src.kind != fromWorker {
+		return false
+	}
+	for _, a := range p.args[0] {
+		if !a.isCtx && (a.fields != nil || a.src.kind != fromIdentity) {
+			return false
+		}
+	}
+	return true
 }
 
 // resolve builds the argSpecs of one consumer and records its Need.
@@ -358,7 +382,21 @@ type OpenOptions struct {
 
 // OpenWith is [Plan.Open] with options.
 func (p *Plan[R]) OpenWith(ctx context.Context, w resources.Worker, ext []reflect.Value, o OpenOptions) (*Scope[R], error) {
-	rollback := func(s *Scope[R]) error {
+	if len(ext) != len(p.needs) {
+		return nil, fmt.Errorf("resources: Open got %d external values, want %d", len(ext), len(p.needs))
+	}
+	if p.direct != nil {
+		// Kept apart from openReflect, whose large frame would grow the
+		// stack of every worker's goroutine that opens.
+		return p.openDirect(ctx, w, o)
+	}
+	return p.openReflect(ctx, w, ext, o)
+}
+
+// rollbackOf returns the rollback of a failed open: it closes what the
+// scope opened, with ctx's values but not its cancellation.
+func rollbackOf[R any](ctx context.Context, o OpenOptions) func(*Scope[R]) error {
+	return func(s *Scope[R]) error {
 		rctx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
 		if o.CloseTimeout > 0 {
 			rctx, cancel = context.WithTimeout(rctx, o.CloseTimeout)
@@ -366,9 +404,12 @@ func (p *Plan[R]) OpenWith(ctx context.Context, w resources.Worker, ext []reflec
 		defer cancel()
 		return s.Close(rctx)
 	}
-	if len(ext) != len(p.needs) {
-		return nil, fmt.Errorf("resources: Open got %d external values, want %d", len(ext), len(p.needs))
-	}
+}
+
+// openReflect opens the resources of any plan, calling the constructors
+// through reflection.
+func (p *Plan[R]) openReflect(ctx context.Context, w resources.Worker, ext []reflect.Value, o OpenOptions) (*Scope[R], error) {
+	rollback := rollbackOf[R](ctx, o)
 	s := &Scope[R]{}
 	vals := make([]reflect.Value, len(p.ctors))
 	for _, i := range p.order {
@@ -406,6 +447,46 @@ func (p *Plan[R]) OpenWith(ctx context.Context, w resources.Worker, ext []reflec
 	}
 	r := p.build(ctx, w, len(p.ctors), []argSpec{p.r}, vals, ext)[0]
 	reflect.ValueOf(&s.value).Elem().Set(r)
+	return s, nil
+}
+
+// openDirect is OpenWith for a plan with a direct call.
+func (p *Plan[R]) openDirect(ctx context.Context, w resources.Worker, o OpenOptions) (*Scope[R], error) {
+	c := p.ctors[0]
+	if err := context.Cause(ctx); err != nil {
+		// Whoever opens has given up: open nothing.
+		return nil, errors.Join(&resources.OpenError{Resource: c.Name, Constructor: c.Where, Err: err})
+	}
+	if o.Begin != nil {
+		o.Begin(c.Name)
+	}
+	var began time.Time
+	if p.observe != nil {
+		began = time.Now()
+	}
+	v, cleanup, err := p.direct.call(ctx, w)
+	if err == nil && cleanup == nil {
+		cleanup = c.CloseOf(v)
+	}
+	if p.observe != nil {
+		p.observe(Event{Resource: c.Name, Worker: w, Took: time.Since(began), Err: err})
+		if cleanup != nil {
+			cleanup = p.observed(c.Name, w, cleanup)
+		}
+	}
+	if err != nil {
+		// Nothing opened to roll back; joined as the reflective path's is.
+		return nil, errors.Join(&resources.OpenError{Resource: c.Name, Constructor: c.Where, Err: err})
+	}
+	s := &Scope[R]{value: v}
+	if c.Check.IsValid() {
+		s.checks = append(s.checks, check{name: c.Name, fn: c.Check, v: reflect.ValueOf(&v).Elem()})
+	}
+	if cleanup != nil {
+		if err := s.stack.Push(c.Name, cleanup); err != nil {
+			return nil, err // unreachable: s is not shared yet
+		}
+	}
 	return s, nil
 }
 
