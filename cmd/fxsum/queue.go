@@ -387,14 +387,21 @@ func (q *queueIndex) waitBelow(ctx context.Context, n int64) error {
 			if idle < waitWarnEvery && idle < q.idle {
 				continue
 			}
-			alive, held := q.workers(ctx)
+			gone := q.gone()
+			alive, held := false, 0
+			if !gone {
+				alive, held = q.workers(ctx)
+			}
 			if idle >= q.idle && !alive {
-				return &noWorkerError{idle: q.idle, done: q.done.Load(), total: int64(q.seq), url: q.url}
+				return &noWorkerError{idle: q.idle, done: q.done.Load(), total: int64(q.seq), url: q.url, gone: gone}
 			}
 			if now.Sub(warned) >= waitWarnEvery {
 				warned = now
 				who := "no worker is connected"
-				if alive {
+				switch {
+				case gone:
+					who = "the queue's server is unreachable"
+				case alive:
 					who = fmt.Sprintf("workers hold %d files", held)
 				}
 				q.run.rep.printf("fxsum: waiting for workers: %d of %d files hashed, none in the last %v; %s (start one: fxsum worker --queue %s)\n",
@@ -423,14 +430,36 @@ func (q *queueIndex) workers(ctx context.Context) (alive bool, held int) {
 	return info.NumWaiting > 0 || info.NumAckPending > 0, info.NumAckPending
 }
 
-// noWorkerError reports an index run that gave up waiting for workers.
+// gone reports whether the connection to the queue's server is down: it
+// reconnects on its own, meanwhile nothing can be published, acked or asked.
+func (q *queueIndex) gone() bool { return q.conn != nil && !q.conn.NATS().IsConnected() }
+
+// stopBudget is the budget of a stop of the queue side: a minute for the
+// files in flight to finish (past two fifths of it they are cut short and
+// handed back), or, without the server, enough for the pull in progress to
+// end: nothing can be settled then, and the server hands back what it had
+// given when it comes back.
+func (q *queueIndex) stopBudget() time.Duration {
+	if q.gone() {
+		return goneStopTimeout
+	}
+	return workerStopTimeout
+}
+
+// noWorkerError reports an index run that gave up waiting for workers, or
+// for the queue's server.
 type noWorkerError struct {
 	idle        time.Duration
 	done, total int64
 	url         string
+	gone        bool // the server was unreachable
 }
 
 func (e *noWorkerError) Error() string {
+	if e.gone {
+		return fmt.Sprintf("the queue's server at %s is unreachable, and no file was hashed for %v (%d of %d files hashed); the next run resumes",
+			e.url, e.idle, e.done, e.total)
+	}
 	return fmt.Sprintf("no worker hashed a file for %v and none is connected (%d of %d files hashed); start one with: fxsum worker --queue %s, or raise --idle-timeout",
 		e.idle, e.done, e.total, e.url)
 }
@@ -446,7 +475,8 @@ func (q *queueIndex) finish(ctx, walkCtx context.Context, walkErr error) error {
 	if walkErr == nil {
 		walkErr = q.waitBelow(walkCtx, 1)
 	}
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	gone := q.gone()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.stopBudget())
 	defer cancel()
 	var errs []error
 	if q.locals != nil {
@@ -457,14 +487,23 @@ func (q *queueIndex) finish(ctx, walkCtx context.Context, walkErr error) error {
 		errs = append(errs, q.cons.Stop(stopCtx))
 		q.cons = nil
 	}
-	return errors.Join(walkErr, errors.Join(errs...))
+	if err := errors.Join(errs...); err != nil && gone {
+		// Nothing could be settled: no failure of the index, whose rows
+		// are committed by the session's stop.
+		q.log.Info("stopped without the server", zap.Error(err))
+		return walkErr
+	} else if err != nil {
+		return errors.Join(walkErr, fmt.Errorf("queue: %w", err))
+	}
+	return walkErr
 }
 
 // close ends the queue side, after the session's stop: it removes what is
 // left of the run (files no worker took, after an interrupt, and the run's
 // consumer), closes the connection and shuts the embedded server down.
 func (q *queueIndex) close(ctx context.Context) error {
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	gone := q.gone()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.stopBudget())
 	defer cancel()
 	var errs []error
 	if q.locals != nil {
@@ -473,7 +512,7 @@ func (q *queueIndex) close(ctx context.Context) error {
 	if q.cons != nil {
 		errs = append(errs, q.cons.Stop(stopCtx))
 	}
-	if q.conn != nil && q.srv == nil {
+	if q.conn != nil && q.srv == nil && !gone {
 		// On a shared server: what this run left behind is garbage.
 		js := q.conn.JetStream()
 		if s, err := js.Stream(stopCtx, workStream); err == nil {
@@ -487,7 +526,9 @@ func (q *queueIndex) close(ctx context.Context) error {
 		}
 	}
 	if q.conn != nil {
-		errs = append(errs, q.conn.Close(stopCtx))
+		if err := q.conn.Close(stopCtx); err != nil && !gone {
+			errs = append(errs, err)
+		}
 	}
 	if q.srv != nil {
 		q.srv.Shutdown()

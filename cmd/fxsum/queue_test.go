@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fxpool/fxpool/jetstream"
+	"github.com/fxpool/fxpool/jetstream/embedded"
 )
 
 // The tests of fxsum across machines: index --queue and worker --queue, as
@@ -164,6 +167,8 @@ func TestQueueEmbeddedIsTheLocalIndex(t *testing.T) {
 var (
 	queueURLLine = regexp.MustCompile(`^fxsum: queue (nats://127\.0\.0\.1:\d+) \(run [0-9a-f]+\)`)
 	workerDone   = regexp.MustCompile(`^fxsum: worker: hashed (\d+) files`)
+	// The first line of a worker, once it takes files and handles signals.
+	workerStarted = regexp.MustCompile(`^fxsum: worker: \d+ workers hashing files from `)
 )
 
 // TestQueueWorkerKilled: an indexing process with the embedded server on
@@ -183,7 +188,7 @@ func TestQueueWorkerKilled(t *testing.T) {
 	doomed := start(t, "worker 1", work, append(env, envStallAfter+"="+strconv.Itoa(stallAfter)), "worker", "--queue", url, "--workers", "2")
 	doomed.waitLine(regexp.MustCompile("^" + regexp.QuoteMeta(stallMessage) + "$"))
 	survivor := start(t, "worker 2", work, env, "worker", "--queue", url, "--workers", "2")
-	survivor.waitLine(regexp.MustCompile(`^fxsum: worker: 2 workers`))
+	survivor.waitLine(workerStarted)
 	if err := doomed.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -335,4 +340,108 @@ func TestQueueInterrupt(t *testing.T) {
 		t.Errorf("rerun: summary %+v, want %d skipped and %d hashed", s, len(rows), len(tr.files)-len(rows))
 	}
 	checkIndex(t, dbFile, tr)
+}
+
+// TestQueueSharedByTwoRuns: two index runs by URL on one NATS server of
+// their own (here in the test process, listening on loopback), as with a
+// cluster: the first has no workers, the second has two, which hash its
+// files and any of the first's. The second's index is complete, and it
+// leaves nothing of itself on the server; a worker process then finishes
+// the first run, whose index is complete too.
+func TestQueueSharedByTwoRuns(t *testing.T) {
+	srv, err := embedded.New(t.TempDir(), embedded.Listen("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	url := srv.ClientURL()
+	first, second := genTree(t, 150), genTree(t, 120)
+	workFirst, workSecond := t.TempDir(), t.TempDir()
+	idle := start(t, "index 1", workFirst, nil, "index", "--queue", url, "--workers", "0", first.root)
+
+	r := mustOK(t, fxsum(t, workSecond, nil, "index", "--queue", url, "--workers", "2", second.root))
+	if s := parseSummary(t, r.stderr); s.hashed != len(second.files) {
+		t.Errorf("index 2: summary %+v, want %d hashed", s, len(second.files))
+	}
+	checkIndex(t, filepath.Join(workSecond, "fxsum.db"), second)
+	conn, err := jetstream.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	stream, err := conn.JetStream().Stream(t.Context(), resultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var consumers []string
+	names := stream.ConsumerNames(t.Context())
+	for name := range names.Name() {
+		consumers = append(consumers, name)
+	}
+	if err := names.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Index 1's consumer remains while it runs (it may have ended: index
+	// 2's workers may have hashed all of its files).
+	if len(consumers) > 1 {
+		t.Errorf("result consumers on the server after index 2 ended: %q, want at most index 1's", consumers)
+	}
+
+	w := start(t, "worker", workFirst, nil, "worker", "--queue", url)
+	w.waitLine(workerStarted) // its SIGTERM below is then a stop, not a kill
+	if code := idle.wait(); code != 0 {
+		t.Fatalf("index 1: exit %d, want 0; stderr:\n%s", code, idle.stderr())
+	}
+	checkIndex(t, filepath.Join(workFirst, "fxsum.db"), first)
+	if err := w.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := w.wait(); code != 0 {
+		t.Errorf("worker: exit %d, want 0; stderr:\n%s", code, w.stderr())
+	}
+}
+
+// TestQueueServerGone: an index run whose queue's server goes away while it
+// waits for workers gives up after --idle-timeout, with one line that says
+// so and exit status 1, instead of waiting for the server forever.
+func TestQueueServerGone(t *testing.T) {
+	srv, err := embedded.New(t.TempDir(), embedded.Listen("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	t.Cleanup(func() { once.Do(srv.Shutdown) })
+	url := srv.ClientURL()
+	tr := genTree(t, 30)
+	p := start(t, "index", t.TempDir(), nil, "index", "--queue", url, "--workers", "0", "--idle-timeout", "2s", tr.root)
+
+	// Once the run has published its files, the server goes.
+	conn, err := jetstream.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(procWait); ; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no file published after %v; stderr:\n%s", procWait, p.stderr())
+		}
+		s, err := conn.JetStream().Stream(t.Context(), workStream)
+		if err != nil {
+			continue // not made yet
+		}
+		info, err := s.Info(t.Context())
+		if err == nil && info.State.Msgs == uint64(len(tr.files)) {
+			break
+		}
+	}
+	if err := conn.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	once.Do(srv.Shutdown)
+
+	if code := p.wait(); code != 1 {
+		t.Fatalf("exit %d, want 1; stderr:\n%s", code, p.stderr())
+	}
+	if last := lastLine(p.stderr()); !strings.Contains(last, "the queue's server at "+url+" is unreachable") {
+		t.Errorf("last line %q does not say that the server is unreachable", last)
+	}
 }
