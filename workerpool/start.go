@@ -224,33 +224,48 @@ func (p *Pool[R]) queueZeroReady(ctx context.Context, n int) bool {
 // within the start's budget, tells the start, and serves only if the start
 // took its report.
 func (w *worker[R]) openAtStart(run *startRun) bool {
-	report := func(err error) bool {
-		select {
-		case run.ready <- openResult{w.id, err}:
-			// The start has it: if it rolls back, it sends this worker a pill.
-			return err == nil
-		case <-run.gaveUp:
-			return false // the loop closes whatever opened
-		}
+	if !run.begin() {
+		return run.report(w.id, &neverBegan{context.Cause(run.ctx)})
 	}
-	w.report = report // for a Goexit in a constructor: see goexited
-	if run.sem == nil {
-		if run.ctx.Err() != nil {
-			w.report = nil
-			return report(&neverBegan{context.Cause(run.ctx)})
-		}
-	} else {
-		select {
-		case run.sem <- struct{}{}:
-		case <-run.ctx.Done():
-			w.report = nil
-			return report(&neverBegan{context.Cause(run.ctx)})
-		}
-		defer func() { <-run.sem }() // a Goexit too lets the next worker open
-	}
+	w.run = run // for a Goexit in a constructor: see goexited
 	err := w.open(run.ctx)
-	w.report = nil
-	return report(err)
+	w.run = nil
+	run.end()
+	return run.report(w.id, err)
+}
+
+// begin waits for a turn to open (StartConcurrency), and reports false if
+// the start gave up first.
+func (run *startRun) begin() bool {
+	if run.sem == nil {
+		return run.ctx.Err() == nil
+	}
+	select {
+	case run.sem <- struct{}{}:
+		return true
+	case <-run.ctx.Done():
+		return false
+	}
+}
+
+// end gives the turn that begin took to the next worker.
+func (run *startRun) end() {
+	if run.sem != nil {
+		<-run.sem
+	}
+}
+
+// report tells the start how worker id's open went, and reports whether
+// the worker is to serve: only if the start took the report and the open
+// succeeded.
+func (run *startRun) report(id int, err error) bool {
+	select {
+	case run.ready <- openResult{id, err}:
+		// The start has it: if it rolls back, it sends this worker a pill.
+		return err == nil
+	case <-run.gaveUp:
+		return false // the loop closes whatever opened
+	}
 }
 
 // neverBegan is the report of a worker whose open the start gave up on

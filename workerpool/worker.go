@@ -38,13 +38,13 @@ type worker[R any] struct {
 	opens    int // sets of resources opened in this slot
 	scope    *plan.Scope[R]
 	r        R
-	tasks    int              // tasks run since the resources opened
-	lastDone time.Time        // when the last task ended or the resources opened, for CheckIdle
-	aging    Timer            // flags expired once the resources reach MaxWorkerAge
-	cur      task[R]          // the task that called Goexit, if any: see exec
-	final    bool             // closing for the last time
-	thread   int              // the OS thread the resources opened on, with LockOSThread
-	report   func(error) bool // during the start's open: see goexited
+	tasks    int       // tasks run since the resources opened
+	lastDone time.Time // when the last task ended or the resources opened, for CheckIdle
+	aging    Timer     // flags expired once the resources reach MaxWorkerAge
+	cur      task[R]   // the task that called Goexit, if any: see exec
+	final    bool      // closing for the last time
+	thread   int       // the OS thread the resources opened on, with LockOSThread
+	run      *startRun // the start whose open is under way: see goexited
 
 	phase   atomic.Int32
 	opening atomic.Pointer[string]        // the resource being opened, for reports
@@ -171,10 +171,11 @@ func (w *worker[R]) goexited() {
 		w.scope = nil
 		w.err = errors.Join(w.err, err)
 		p.spawn(w, func() bool { return false })
-	case w.report != nil: // opening for the start
-		report := w.report
-		w.report = nil
-		p.spawn(w, func() bool { return report(err) })
+	case w.run != nil: // opening for the start
+		run := w.run
+		w.run = nil
+		run.end() // the next worker may open
+		p.spawn(w, func() bool { return run.report(w.id, err) })
 	default: // opening, closing or checking for a rebuild, or in a callback
 		w.phase.Store(phaseRebuilding)
 		p.spawn(w, func() bool {
@@ -544,15 +545,27 @@ func (w *worker[R]) open(ctx context.Context) error {
 	p := w.p
 	w.gen = w.opens
 	began := p.cfg.clock.Now()
-	scope, err := p.plan.OpenWith(ctx, w.identity(), p.ext, plan.OpenOptions{
-		Begin:        func(name string) { w.opening.Store(&name) },
-		CloseTimeout: p.cfg.closeTimeout,
-	})
+	scope, err := p.plan.OpenWith(ctx, w.identity(), p.ext, plan.OpenOptions{Begin: w.begin, CloseTimeout: p.cfg.closeTimeout})
 	w.opening.Store(nil)
-	p.record(WorkerOpened{Worker: w.identity(), Took: p.cfg.clock.Now().Sub(began), Err: err})
+	w.opened(began, err)
 	if err != nil {
 		return err
 	}
+	w.adopt(scope)
+	return nil
+}
+
+// begin records the resource the worker begins to open, for reports.
+func (w *worker[R]) begin(resource string) { w.opening.Store(&resource) }
+
+// opened records an open that began at began.
+func (w *worker[R]) opened(began time.Time, err error) {
+	w.p.record(WorkerOpened{Worker: w.identity(), Took: w.p.cfg.clock.Now().Sub(began), Err: err})
+}
+
+// adopt makes scope the worker's resources, and the worker ready to serve.
+func (w *worker[R]) adopt(scope *plan.Scope[R]) {
+	p := w.p
 	w.opens++
 	w.thread = threadID()
 	w.phase.Store(phaseServing) // before anyone hears: Stats counts it
@@ -564,7 +577,6 @@ func (w *worker[R]) open(ctx context.Context) error {
 		w.expired.Store(false)
 		w.aging = p.cfg.clock.AfterFunc(p.cfg.maxAge, func() { w.expired.Store(true) })
 	}
-	return nil
 }
 
 // close closes the worker's resources, in reverse order, on the worker's

@@ -450,33 +450,51 @@ func (p *Plan[R]) openReflect(ctx context.Context, w resources.Worker, ext []ref
 	return s, nil
 }
 
-// openDirect is OpenWith for a plan with a direct call.
+// openDirect is OpenWith for a plan with a direct call. Its frame is
+// kept small, the rare paths apart: a goroutine's first stack holds the
+// opens of most pools without growing.
 func (p *Plan[R]) openDirect(ctx context.Context, w resources.Worker, o OpenOptions) (*Scope[R], error) {
 	c := p.ctors[0]
-	if err := context.Cause(ctx); err != nil {
-		// Whoever opens has given up: open nothing.
-		return nil, errors.Join(&resources.OpenError{Resource: c.Name, Constructor: c.Where, Err: err})
+	if ctx.Err() != nil {
+		return nil, gaveUp(ctx, c) // whoever opens has given up: open nothing
 	}
 	if o.Begin != nil {
 		o.Begin(c.Name)
 	}
-	var began time.Time
 	if p.observe != nil {
-		began = time.Now()
+		return p.openObserved(ctx, w)
 	}
+	v, cleanup, err := p.direct.call(ctx, w)
+	if err != nil {
+		return nil, openFailed(c, err)
+	}
+	return newScope(c, v, cleanup)
+}
+
+// openObserved is openDirect with an observer, told of the open and of
+// the cleanup.
+func (p *Plan[R]) openObserved(ctx context.Context, w resources.Worker) (*Scope[R], error) {
+	c := p.ctors[0]
+	began := time.Now()
 	v, cleanup, err := p.direct.call(ctx, w)
 	if err == nil && cleanup == nil {
 		cleanup = c.CloseOf(v)
 	}
-	if p.observe != nil {
-		p.observe(Event{Resource: c.Name, Worker: w, Took: time.Since(began), Err: err})
-		if cleanup != nil {
-			cleanup = p.observed(c.Name, w, cleanup)
-		}
-	}
+	p.observe(Event{Resource: c.Name, Worker: w, Took: time.Since(began), Err: err})
 	if err != nil {
-		// Nothing opened to roll back; joined as the reflective path's is.
-		return nil, errors.Join(&resources.OpenError{Resource: c.Name, Constructor: c.Where, Err: err})
+		return nil, openFailed(c, err)
+	}
+	if cleanup != nil {
+		cleanup = p.observed(c.Name, w, cleanup)
+	}
+	return newScope(c, v, cleanup)
+}
+
+// newScope makes the scope of the value v that c made, with its cleanup,
+// or v's Close method if it has none.
+func newScope[R any](c *decl.Ctor, v R, cleanup func(context.Context) error) (*Scope[R], error) {
+	if cleanup == nil {
+		cleanup = c.CloseOf(v)
 	}
 	s := &Scope[R]{value: v}
 	if c.Check.IsValid() {
@@ -488,6 +506,18 @@ func (p *Plan[R]) openDirect(ctx context.Context, w resources.Worker, o OpenOpti
 		}
 	}
 	return s, nil
+}
+
+// gaveUp is the error of an open whose context ended before c's
+// constructor was called. Joined, as errors of the reflective path are.
+func gaveUp(ctx context.Context, c *decl.Ctor) error {
+	return errors.Join(&resources.OpenError{Resource: c.Name, Constructor: c.Where, Err: context.Cause(ctx)})
+}
+
+// openFailed is the error of c's constructor that failed with err: there
+// is nothing to roll back.
+func openFailed(c *decl.Ctor, err error) error {
+	return errors.Join(&resources.OpenError{Resource: c.Name, Constructor: c.Where, Err: err})
 }
 
 // observed wraps a cleanup so that the observer is told when it ran.
