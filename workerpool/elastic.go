@@ -93,30 +93,32 @@ func (p *Pool[R]) stopGrowing() int {
 
 // nextElastic is next for an elastic pool: a worker that waits longer than
 // the idle timeout may retire.
-func (w *worker[R]) nextElastic() (task[R], bool) {
+func (w *worker[R]) nextElastic(t *task[R]) bool {
 	p, e := w.p, w.p.elastic
+	*t = task[R]{} // an idle worker keeps no task alive
 	w.forgetEnded()
 	for {
 		p.idle.Add(1)
 		timeout := make(chan struct{})
 		timer := p.cfg.clock.AfterFunc(p.cfg.idle, func() { close(timeout) })
 		select {
-		case t := <-p.q:
+		case *t = <-p.q:
 			timer.Stop()
 			p.idle.Add(-1)
 			if len(p.q) > 0 && p.idle.Load() == 0 {
 				e.wake() // tasks still wait and this worker is taken: maybe grow
 			}
-			return t, true
+			return true
 		case <-p.abandon:
 			timer.Stop()
 			p.idle.Add(-1)
-			return task[R]{}, false
+			return false
 		case <-timeout:
 			p.idle.Add(-1)
 		}
-		if t, ok, retired := p.retire(); ok || retired {
-			return t, ok
+		if got, ok, retired := p.retire(); ok || retired {
+			*t = got
+			return ok
 		}
 	}
 }

@@ -154,7 +154,7 @@ func (w *worker[R]) goexited() {
 	if t := w.cur; !t.control() {
 		w.cur = task[R]{}
 		p.spawn(w, func() bool {
-			w.after(t, ErrGoexit, true)
+			w.after(&t, ErrGoexit, true)
 			return true
 		})
 		return
@@ -198,45 +198,40 @@ func (w *worker[R]) goexited() {
 // waiting — and returns the context to close its resources with.
 func (w *worker[R]) serve() (context.Context, context.CancelFunc) {
 	w.phase.Store(phaseServing)
-	for {
-		t, ok := w.next()
-		if !ok {
-			return w.p.closeContext()
-		}
+	var t task[R] // the task at hand, passed by pointer: it is five words
+	for w.next(&t) {
 		if t.control() { // a pill: next takes the wake-ups
 			return t.ctx, func() {}
 		}
-		w.handle(t)
+		w.handle(&t)
 	}
+	return w.p.closeContext()
 }
 
-// next waits for a task. It reports false if the worker is to end without
-// a pill: an elastic worker that retires, a worker a Resize removed, or any
-// once the stop gave up.
-func (w *worker[R]) next() (task[R], bool) {
+// next waits for a task and puts it in t. It reports false if the worker
+// is to end without a pill: an elastic worker that retires, a worker a
+// Resize removed, or any once the stop gave up.
+func (w *worker[R]) next(t *task[R]) bool {
 	p := w.p
 	for {
-		var t task[R]
 		switch {
 		case p.elastic != nil:
-			var ok bool
-			if t, ok = w.nextElastic(); !ok {
-				return task[R]{}, false
+			if !w.nextElastic(t) {
+				return false
 			}
 		case w.ending():
-			return task[R]{}, false
+			return false
 		default:
 			select {
-			case t = <-p.q:
+			case *t = <-p.q:
 			default:
-				var ok bool
-				if t, ok = w.wait(); !ok {
-					return task[R]{}, false
+				if !w.wait(t) {
+					return false
 				}
 			}
 		}
 		if !t.isWakeUp() {
-			return t, true
+			return true
 		}
 	}
 }
@@ -260,19 +255,21 @@ func (w *worker[R]) ending() bool {
 // a reason to end — the stop giving up (abandon), Resize (the excess) —
 // says so first and then calls wakeWaiting, while the worker counts itself
 // waiting first and then looks: one of the two sees the other.
-func (w *worker[R]) wait() (task[R], bool) {
+func (w *worker[R]) wait(t *task[R]) bool {
 	p := w.p
+	*t = task[R]{} // an idle worker keeps no task alive
+	w.forgetEnded()
 	if p.cfg.queue == 0 {
 		p.idle.Add(1) // TryGo gives a worker about to wait a moment
 		defer p.idle.Add(-1)
 	}
-	w.forgetEnded()
 	w.waits.Add(1) // odd: waiting
 	defer w.waits.Add(1)
 	if w.ending() {
-		return task[R]{}, false
+		return false
 	}
-	return <-p.q, true
+	*t = <-p.q
+	return true
 }
 
 // isWakeUp reports whether t is a wake-up sent by wakeWaiting: no task and,
@@ -306,7 +303,7 @@ func (p *Pool[R]) wakeWaiting() {
 }
 
 // handle runs one task, or drops it, and rebuilds the resources if needed.
-func (w *worker[R]) handle(t task[R]) {
+func (w *worker[R]) handle(t *task[R]) {
 	p := w.p
 	if w.expired.Load() && w.scope != nil {
 		w.rebuild(recycleAge, nil)
@@ -321,13 +318,13 @@ func (w *worker[R]) handle(t task[R]) {
 		w.rebuild(restart, errThreadChanged)
 	}
 	if p.dropping.Load() || w.scope == nil {
-		p.drop(t)
+		p.drop(*t)
 		return
 	}
 	if t.mode == ctxBound || t.mode == ctxShared {
 		if err := context.Cause(t.ctx); err != nil {
-			p.dropped.Add(1)       // before its submitter hears
-			p.tell(t, NotRun, err) // its submitter gave up on it
+			p.dropped.Add(1)        // before its submitter hears
+			p.tell(*t, NotRun, err) // its submitter gave up on it
 			return
 		}
 	}
@@ -465,14 +462,14 @@ func (c *valuesCtx) Value(key any) any {
 // through: exec records the task in w.cur, and the worker's loop hands the
 // worker to a successor, which reports it (see goexited). Recording it only
 // then keeps a copy of the task off the path of every task.
-func (w *worker[R]) exec(ctx context.Context, t task[R]) (err error, panicked bool) {
+func (w *worker[R]) exec(ctx context.Context, t *task[R]) (err error, panicked bool) {
 	returned := false
 	defer func() {
 		if !returned {
 			if perr := safe.Recovered(recover()); perr != nil {
 				err, panicked = perr, true
 			} else {
-				w.cur = t // nothing to recover: a Goexit
+				w.cur = *t // nothing to recover: a Goexit
 			}
 		}
 	}()
@@ -483,7 +480,7 @@ func (w *worker[R]) exec(ctx context.Context, t task[R]) (err error, panicked bo
 
 // after accounts for a task that ran, tells its submitter, and rebuilds
 // the worker's resources if the task broke them or they are due.
-func (w *worker[R]) after(t task[R], err error, faulted bool) {
+func (w *worker[R]) after(t *task[R], err error, faulted bool) {
 	p := w.p
 	w.done.Add(1)
 	if p.cfg.checkIdle > 0 {
@@ -499,7 +496,7 @@ func (w *worker[R]) after(t task[R], err error, faulted bool) {
 		}
 	}
 	if t.res != nil {
-		p.tell(t, outcome, err)
+		p.tell(*t, outcome, err)
 	} else if err != nil {
 		p.handle(err)
 	}
