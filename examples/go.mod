@@ -3,7 +3,7 @@ module github.com/fxpool/fxpool/examples
 go 1.26.0
 
 require (
-	github.com/fxpool/fxpool v0.0.0-20261130045753-f700bfb7f29b
+	github.com/fxpool/fxpool v0.0.0-20261130054146-048367e4d7f3
 	go.uber.org/fx v1.24.0
 	go.uber.org/goleak v1.3.0
 	modernc.org/sqlite v1.62.0
