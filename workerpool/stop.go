@@ -109,10 +109,16 @@ func (p *Pool[R]) shutdown(ctx context.Context, policy StopPolicy) error {
 	live, pills := p.all(), p.pills()
 	// One pill per worker, behind the tasks already queued: each worker
 	// takes one when it is free and closes its resources with closeCtx.
+	pill := task[R]{ctx: closeCtx}
 send:
 	for range pills {
 		select {
-		case p.q <- task[R]{ctx: closeCtx}:
+		case p.q <- pill: // room, or a waiting worker: no need to watch closeCtx
+			continue
+		default:
+		}
+		select {
+		case p.q <- pill:
 		case <-closeCtx.Done():
 			break send
 		}
