@@ -96,6 +96,7 @@ func (p *Pool[R]) stopGrowing() int {
 func (w *worker[R]) nextElastic(t *task[R]) bool {
 	p, e := w.p, w.p.elastic
 	*t = task[R]{} // an idle worker keeps no task alive
+	w.idle()
 	w.forgetEnded()
 	for {
 		p.idle.Add(1)

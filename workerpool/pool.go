@@ -156,11 +156,16 @@ type Stats struct {
 	// Workers is the number of workers whose resources are open and that
 	// take tasks.
 	Workers int
-	// Busy is the number of workers running a task.
+	// Busy is the number of workers running tasks: from taking a task to
+	// telling its submitter, or, for tasks of Go that a worker takes one
+	// after another, until it waits for the next.
 	Busy int
 	// Queued is the number of accepted tasks waiting for a worker.
 	Queued int
-	// Done counts the tasks that ran, whatever their outcome.
+	// Done counts the tasks that ran, whatever their outcome. A task that
+	// has a submitter to tell (Do, Submit, GoReport, groups, Map) counts
+	// before its submitter hears; tasks of Go that a worker runs one after
+	// another count by the 64, and all once it waits or ends.
 	Done uint64
 	// Failed counts the tasks that returned an error, panicked or called
 	// runtime.Goexit.
@@ -201,10 +206,11 @@ func (p *Pool[R]) Stats() Stats {
 		case phaseClosing:
 			s.Closing++
 		}
-		if w.busy() {
+		st := w.stat.Load()
+		if st&1 == 1 && w.phase.Load() == phaseServing {
 			s.Busy++
 		}
-		s.Done += w.done.Load()
+		s.Done += st >> 1
 		s.Failed += w.failed.Load()
 		s.Panics += w.panics.Load()
 	}

@@ -49,8 +49,9 @@ type worker[R any] struct {
 	phase   atomic.Int32
 	opening atomic.Pointer[string]        // the resource being opened, for reports
 	closing atomic.Pointer[plan.Scope[R]] // the scope being closed, for reports
-	started atomic.Uint64                 // tasks begun; busy while above done
-	done    atomic.Uint64
+	stat    atomic.Uint64                 // ran<<1 | busy, as last published: see publish
+	ran     uint64                        // tasks run, counted by the worker
+	busy    bool                          // running tasks, as stat says
 	failed  atomic.Uint64
 	panics  atomic.Uint64
 	expired atomic.Bool   // the resources are older than MaxWorkerAge
@@ -128,6 +129,7 @@ func (w *worker[R]) loop(boot func() bool) {
 // exit ends the worker: Stats no longer counts it, its waiters are told,
 // and an elastic slot is freed for the grower.
 func (w *worker[R]) exit() {
+	w.idle()
 	w.releaseBound()
 	w.mu.Lock()
 	w.cancel, w.shared = nil, nil
@@ -201,6 +203,7 @@ func (w *worker[R]) serve() (context.Context, context.CancelFunc) {
 	var t task[R] // the task at hand, passed by pointer: it is five words
 	for w.next(&t) {
 		if t.control() { // a pill: next takes the wake-ups
+			w.idle()
 			return t.ctx, func() {}
 		}
 		w.handle(&t)
@@ -258,6 +261,7 @@ func (w *worker[R]) ending() bool {
 func (w *worker[R]) wait(t *task[R]) bool {
 	p := w.p
 	*t = task[R]{} // an idle worker keeps no task alive
+	w.idle()
 	w.forgetEnded()
 	if p.cfg.queue == 0 {
 		p.idle.Add(1) // TryGo gives a worker about to wait a moment
@@ -341,7 +345,9 @@ func (w *worker[R]) handle(t *task[R]) {
 			w.track(t.res.(sharedCtx).cancelCause())
 		}
 	}
-	w.started.Add(1)
+	if !w.busy {
+		w.publish(true)
+	}
 	err, panicked := w.exec(ctx, t)
 	if !w.cur.control() { // a recovered panic(nil) under GODEBUG=panicnil=1
 		w.cur = task[R]{}
@@ -482,7 +488,11 @@ func (w *worker[R]) exec(ctx context.Context, t *task[R]) (err error, panicked b
 // the worker's resources if the task broke them or they are due.
 func (w *worker[R]) after(t *task[R], err error, faulted bool) {
 	p := w.p
-	w.done.Add(1)
+	w.ran++
+	if t.res != nil || w.ran%publishEvery == 0 {
+		// A submitter who hears of its task finds it in Stats.
+		w.publish(t.res == nil)
+	}
 	if p.cfg.checkIdle > 0 {
 		w.lastDone = p.cfg.clock.Now() // before the submitter hears
 	}
@@ -513,8 +523,35 @@ func (w *worker[R]) identity() resources.Worker {
 	return resources.Worker{Pool: w.p.name, ID: w.id, Generation: w.gen}
 }
 
-// busy reports whether the worker is running a task.
-func (w *worker[R]) busy() bool { return w.started.Load() != w.done.Load() }
+// publishEvery is how many tasks of Go a worker runs in a row, the queue
+// never empty, between two publications of its count.
+const publishEvery = 64
+
+// publish makes the worker's count of tasks run, and whether it is busy,
+// visible to Stats: one store, made only when the worker turns busy (it
+// takes a task) or idle (it is about to wait, or has told a submitter of
+// its task), and every publishEvery tasks in between. A store per task,
+// two for busy and done, was a fifth of the cost of a task of Go.
+func (w *worker[R]) publish(busy bool) {
+	w.busy = busy
+	v := w.ran << 1
+	if busy {
+		v |= 1
+	}
+	w.stat.Store(v)
+}
+
+// idle publishes the worker idle, if it was not.
+func (w *worker[R]) idle() {
+	if w.busy {
+		w.publish(false)
+	}
+}
+
+// running reports whether the worker is running tasks, as published: from
+// taking a task to telling its submitter, or, for tasks of Go taken one
+// after another, to waiting for the next.
+func (w *worker[R]) running() bool { return w.stat.Load()&1 == 1 }
 
 // doing says what the worker is doing, for reports of a stuck worker.
 func (w *worker[R]) doing() string {
@@ -525,7 +562,7 @@ func (w *worker[R]) doing() string {
 		}
 		return "opening its resources"
 	case phaseServing:
-		if w.busy() {
+		if w.running() {
 			return "in a task that ignores its context"
 		}
 		return "idle, never reached by the stop"
