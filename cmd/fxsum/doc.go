@@ -46,7 +46,9 @@
 //	cli.go         the command line: flags, which command takes which
 //	app.go         the session every hashing command shares: signals, the
 //	               database, the fx app, submitting, halting, its stop
-//	store.go       the database: refusing foreign files, creating, opening
+//	store.go       the database: refusing foreign files, creating (first
+//	               runs that start together: one creates, the others
+//	               wait and use it), switching to WAL, opening
 //	batch.go       a worker's batch of rows and its commits
 //	hash.go        hashing one file; the read buffer and hashers
 //	blake3.go      BLAKE3 (github.com/zeebo/blake3, assembly)
@@ -61,8 +63,13 @@
 //	               files to hash, writing their results, waiting for them
 //	worker.go      fxsum worker, and the hashing workers of index --queue,
 //	               fed by jetstream.Consume
+//	gc.go          the collector during an index run: GOGC=400 with a soft
+//	               memory limit of 64 MiB, unless the user set GOGC or
+//	               GOMEMLIMIT
 //	progress.go    the progress bar; report.go: counters and messages
 //	testhook.go    hooks for the tests, built only with -tags fxsumtest
+//	               (queue_testhook.go: the queue's; store_testhook.go:
+//	               first runs on a new database, in the order that raced)
 //
 // # Goroutines
 //

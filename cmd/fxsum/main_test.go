@@ -791,26 +791,98 @@ func TestDatabaseInsideTheTreeIsNotIndexed(t *testing.T) {
 	sha256sumCheck(t, tr.root, r.stdout, len(tr.files))
 }
 
-// TestConcurrentFirstRuns: two first runs on a database that does not exist
-// yet, at the same time, both succeed.
+// TestConcurrentFirstRuns: first runs that start together on a database
+// that does not exist yet all succeed: one makes it, the others wait for it
+// and use it. In the staged rounds, the hooks of store_testhook.go make
+// every round meet in the order that failed before (one run made the
+// schema; another held the write lock while it looked whether the schema
+// was made; the first one's switch to WAL was refused at once): all runs
+// find no database, and the one that made it tries to switch while another
+// holds the lock. The free rounds start more runs at once, unordered.
 func TestConcurrentFirstRuns(t *testing.T) {
 	tr := genTree(t, 10)
-	for i := range 6 {
-		work := t.TempDir()
-		cmds := make([]*exec.Cmd, 2)
-		outs := make([]bytes.Buffer, 2)
-		for j := range cmds {
-			cmds[j] = command(t, work, nil, "--quiet", tr.root)
-			cmds[j].Stderr = &outs[j]
-			if err := cmds[j].Start(); err != nil {
-				t.Fatal(err)
+	for _, c := range []struct {
+		runs, rounds int
+		staged       bool
+	}{
+		{runs: 2, rounds: 3, staged: true},
+		{runs: 5, rounds: 2, staged: true},
+		{runs: 6, rounds: 3},
+	} {
+		for i := range c.rounds {
+			work := t.TempDir()
+			var env []string
+			if c.staged {
+				env = []string{envFirstRuns + "=" + strconv.Itoa(c.runs), envFirstRunsDir + "=" + t.TempDir()}
+			}
+			cmds := make([]*exec.Cmd, c.runs)
+			outs := make([]bytes.Buffer, c.runs)
+			for j := range cmds {
+				cmds[j] = command(t, work, env, "--quiet", tr.root)
+				cmds[j].Stdout, cmds[j].Stderr = &outs[j], &outs[j]
+				if err := cmds[j].Start(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for j, cmd := range cmds {
+				err := cmd.Wait()
+				if err != nil || outs[j].Len() != 0 {
+					t.Errorf("%d runs (staged %v), round %d, run %d: %v\n%s", c.runs, c.staged, i, j, err, outs[j].String())
+				}
+			}
+			dbFile := filepath.Join(work, "fxsum.db")
+			checkIndex(t, dbFile, tr)
+			if mode := journalMode(t, dbFile); mode != "wal" {
+				t.Errorf("%d runs (staged %v), round %d: journal mode %q, want wal", c.runs, c.staged, i, mode)
 			}
 		}
-		for j, cmd := range cmds {
-			if err := cmd.Wait(); err != nil {
-				t.Errorf("round %d, run %d: %v\n%s", i, j, err, outs[j].String())
-			}
-		}
-		checkIndex(t, filepath.Join(work, "fxsum.db"), tr)
 	}
+}
+
+// TestRollbackDatabaseSwitchedToWAL: a database left in rollback-journal
+// mode (its creator died between making the schema and switching to WAL)
+// is switched by the next run, which indexes it as usual.
+func TestRollbackDatabaseSwitchedToWAL(t *testing.T) {
+	tr := genTree(t, 10)
+	work := t.TempDir()
+	mustOK(t, fxsum(t, work, nil, "--quiet", tr.root))
+	dbFile := filepath.Join(work, "fxsum.db")
+	db, err := sql.Open("sqlite", dbFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`PRAGMA journal_mode = DELETE`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if mode := journalMode(t, dbFile); mode != "rollback" {
+		t.Fatalf("journal mode %q after the switch back, want rollback", mode)
+	}
+	mustOK(t, fxsum(t, work, nil, "--quiet", "--rehash", tr.root))
+	if mode := journalMode(t, dbFile); mode != "wal" {
+		t.Errorf("journal mode %q after a run, want wal", mode)
+	}
+	checkIndex(t, dbFile, tr)
+}
+
+// journalMode is the journal mode that the header of the database at
+// dbFile records: "wal" or "rollback" (bytes 18 and 19, the file format's
+// write and read versions: 2 for WAL).
+func journalMode(t *testing.T, dbFile string) string {
+	t.Helper()
+	f, err := os.Open(dbFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var hdr [20]byte
+	if _, err := io.ReadFull(f, hdr[:]); err != nil {
+		t.Fatal(err)
+	}
+	if hdr[18] == 2 && hdr[19] == 2 {
+		return "wal"
+	}
+	return "rollback"
 }

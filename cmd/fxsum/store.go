@@ -13,8 +13,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
-	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
+	"modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // An fxsum database is a SQLite database whose header carries
@@ -92,25 +94,25 @@ func dsn(path string) string {
 	return "file:" + p + fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=synchronous(NORMAL)", busyTimeoutMS)
 }
 
-// createDB makes the schema in a new database. It writes the header in
-// rollback-journal mode first, so that the application_id is in the main file
-// before anything else, and switches to WAL after. Two processes may create
-// the same database at once: the schema is made in a write transaction
-// (BEGIN IMMEDIATE) that first looks whether the other one has made it
-// already.
+// createDB makes the schema in a new database, in rollback-journal mode, so
+// that the application_id is in the main file before anything else; openDB
+// switches it to WAL after. Two or more processes may create the same
+// database at once: each makes the schema in a write transaction (BEGIN
+// IMMEDIATE, which waits up to busy_timeout for another's) that first looks
+// whether another one has made it already.
 func createDB(ctx context.Context, path string) (err error) {
 	db, err := sql.Open("sqlite", dsn(path))
 	if err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
+		return err
 	}
 	defer func() { err = errors.Join(err, db.Close()) }()
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
+		return err
 	}
 	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
+		return err
 	}
 	defer func() {
 		if err != nil {
@@ -119,13 +121,14 @@ func createDB(ctx context.Context, path string) (err error) {
 	}()
 	var tables, id int
 	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema`).Scan(&tables); err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
+		return err
 	}
 	if err := conn.QueryRowContext(ctx, `PRAGMA application_id`).Scan(&id); err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
+		return err
 	}
 	switch {
 	case tables > 0 && id == applicationID: // made by another fxsum meanwhile
+		hookFound()
 		_, err = conn.ExecContext(ctx, "COMMIT")
 		return err
 	case tables > 0 || id != 0:
@@ -138,13 +141,63 @@ func createDB(ctx context.Context, path string) (err error) {
 		"COMMIT",
 	} {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("create %s: %w", path, err)
+			return err
 		}
 	}
-	if _, err := conn.ExecContext(ctx, "PRAGMA journal_mode = WAL"); err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
-	}
+	hookMade()
 	return nil
+}
+
+// walWait bounds how long setWAL tries.
+const walWait = busyTimeoutMS * time.Millisecond
+
+// setWAL switches the database to WAL, which lets the workers' writes and
+// the readers go on side by side; it is a no-op on a database in WAL
+// already. Every open does it, so that a database whose creator died
+// between making the schema and switching is switched by the next run.
+//
+// The switch writes the header, and SQLite takes its write lock for it
+// after a read lock, as an upgrade: while another connection holds the
+// write lock (another first run that looks whether the schema is made,
+// another run that switches, a run writing a database still in rollback
+// mode), SQLite refuses at once with SQLITE_BUSY instead of waiting
+// busy_timeout, because a waiting upgrade could deadlock. The lock is then
+// held for moments, so setWAL tries again, with pauses of 1 to 50 ms, for
+// at most walWait in all; then the database is locked for good. If SQLite
+// cannot use WAL there (a file system without shared memory), the switch
+// leaves the mode as it is without an error, and the database is used in
+// rollback mode, as before.
+func setWAL(ctx context.Context, db *sql.DB) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	end := time.Now().Add(walWait)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
+		var mode string
+		err := conn.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+		hookWALTried()
+		if err == nil || !isBusy(err) {
+			return err
+		}
+		if time.Now().Add(pause).After(end) {
+			return fmt.Errorf("%w: still locked after %v", err, walWait)
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (any extended code).
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // openDB opens the fxsum database at path, an absolute path, creating it
@@ -152,7 +205,8 @@ func createDB(ctx context.Context, path string) (err error) {
 // is a usageError of one line that names the file and the cause: a file
 // that is not an fxsum database (refused untouched), a folder that does not
 // exist or cannot be written, a database or a file beside it that cannot be
-// written, a corrupt database.
+// written, a corrupt database, a database locked by another program for
+// longer than busy_timeout.
 func openDB(ctx context.Context, path string, create bool) (*sql.DB, error) {
 	if err := checkWritable(path); err != nil {
 		return nil, err
@@ -161,13 +215,14 @@ func openDB(ctx context.Context, path string, create bool) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	hookChecked()
 	if isNew {
 		if err := createDB(ctx, path); err != nil {
 			var ue *usageError
 			if errors.As(err, &ue) {
 				return nil, err
 			}
-			return nil, usagef("--db %s: cannot create the database: %w", path, sqliteCause(err))
+			return nil, usagef("--db %s: cannot create the database: %w", path, err)
 		}
 	}
 	db, err := sql.Open("sqlite", dsn(path))
@@ -178,9 +233,13 @@ func openDB(ctx context.Context, path string, create bool) (*sql.DB, error) {
 	err = db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'files'`).Scan(&n)
 	switch {
 	case err != nil:
-		err = usagef("--db %s: cannot read the database (corrupt?): %w", path, sqliteCause(err))
+		err = usagef("--db %s: cannot read the database (corrupt?): %w", path, err)
 	case n != 1:
 		err = usagef("--db %s: not an fxsum database (no files table); refusing to touch it", path)
+	default:
+		if err = setWAL(ctx, db); err != nil {
+			err = usagef("--db %s: cannot switch the database to WAL: %w", path, err)
+		}
 	}
 	if err != nil {
 		_ = db.Close()
@@ -225,14 +284,6 @@ func pathCause(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err
-	}
-	return err
-}
-
-// sqliteCause drops the "create <path>: " prefix of createDB's errors.
-func sqliteCause(err error) error {
-	if u := errors.Unwrap(err); u != nil && strings.HasPrefix(err.Error(), "create ") {
-		return u
 	}
 	return err
 }
