@@ -120,7 +120,7 @@ func nastyTree(t *testing.T, invalidUTF8 bool) string {
 // TestAttackQueueNastyNames: a local index, index --queue embedded with its
 // own workers, and index --queue embedded --workers 0 with a worker process
 // each give exactly sha256sum's lines for a tree of nasty names and kinds
-// (valid UTF-8 names; attack_queue_failing_test.go has the invalid ones).
+// (valid UTF-8 names; attack_queue_regress_test.go has the invalid ones).
 func TestAttackQueueNastyNames(t *testing.T) {
 	checkNastyNames(t, nastyTree(t, false))
 }

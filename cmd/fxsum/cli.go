@@ -137,6 +137,8 @@ type options struct {
 	idleTimeout  time.Duration // --idle-timeout
 	queueWorkers int           // index --queue: hashing workers in this process
 
+	flagSet map[string]bool // the flags given, by name: an empty --queue is not none
+
 	test *testSeams // set by in-process tests only
 }
 
@@ -220,7 +222,9 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 		}
 	}
 	var misplaced []string
+	o.flagSet = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) {
+		o.flagSet[f.Name] = true
 		if f.Name == "algo" {
 			o.algoSet = true
 		}

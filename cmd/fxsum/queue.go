@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -81,27 +82,38 @@ const (
 )
 
 // workMsg is a file to hash, published by an index run.
+//
+// A path is bytes, not text: a name need not be valid UTF-8, and a JSON
+// string would turn each invalid byte into U+FFFD, another path. Dir and
+// Name are therefore []byte, which JSON carries in base64, byte for byte.
 type workMsg struct {
 	Run    string `json:"run"`
 	Seq    uint64 `json:"seq"` // 1, 2, ... in the order published; the file's key in the run
-	Dir    string `json:"dir"`
-	Name   string `json:"name"`
+	Dir    []byte `json:"dir"`
+	Name   []byte `json:"name"`
 	Algo   string `json:"algo"`
 	Follow bool   `json:"follow,omitempty"` // follow a symbolic link
 }
 
 // resultMsg is a worker's answer for one file: a digest, the file gone, or
-// a problem to report.
+// a problem to report. Dir and Name are bytes, as in workMsg.
 type resultMsg struct {
 	Seq    uint64 `json:"seq"`
-	Dir    string `json:"dir"`
-	Name   string `json:"name"`
+	Dir    []byte `json:"dir"`
+	Name   []byte `json:"name"`
 	Size   int64  `json:"size,omitempty"`
 	Mtime  int64  `json:"mtime_ns,omitempty"`
 	Digest []byte `json:"digest,omitempty"`
-	Gone   bool   `json:"gone,omitempty"` // deleted or no longer a regular file: no row
-	Err    string `json:"err,omitempty"`  // could not be hashed: reported, no row
+	Gone   bool   `json:"gone,omitempty"`   // the worker found no regular file there: no row, unless the index process does (write)
+	Err    string `json:"err,omitempty"`    // could not be hashed: reported, no row
+	Worker string `json:"worker,omitempty"` // the worker's host, for messages
 }
+
+// path is the file's path, as the index run published it.
+func (w *workMsg) path() string { return filepath.Join(string(w.Dir), string(w.Name)) }
+
+// path is the file's path, as the index run published it.
+func (r *resultMsg) path() string { return filepath.Join(string(r.Dir), string(r.Name)) }
 
 func workSubject(run string) string   { return "fxsum.work." + run }
 func resultSubject(run string) string { return "fxsum.result." + run }
@@ -117,14 +129,51 @@ func checkQueueArgs(o *options) error {
 		return usagef("worker: --queue URL is required: the NATS server of an index --queue run (see fxsum --help)")
 	case o.cmd == "worker" && o.queue == jetstream.Embedded:
 		return usagef("worker: --queue embedded: a worker connects to the server of an index run; give its URL (nats://host:port)")
-	case o.listen != "" && o.queue != jetstream.Embedded:
+	case o.flagSet["queue"] && o.queue == "":
+		return usagef("--queue: empty URL: want nats://host:port (comma-separated for a cluster) or embedded")
+	case o.flagSet["idle-timeout"] && o.queue == "":
+		return usagef("--idle-timeout: only with --queue")
+	case o.flagSet["listen"] && o.queue != jetstream.Embedded:
 		return usagef("--listen: only with --queue embedded")
+	case o.flagSet["listen"] && !validListen(o.listen):
+		return usagef("--listen %q: want host:port (port 0 picks one)", o.listen)
 	case o.queue == jetstream.Embedded && o.workers == 0 && o.listen == "":
 		return usagef("--queue embedded --workers 0: no worker could reach the queue; add --listen ADDR, or some --workers")
 	case o.idleTimeout <= 0:
 		return usagef("--idle-timeout %v: want a positive duration", o.idleTimeout)
 	}
 	return nil
+}
+
+// validListen reports whether addr is host:port, with a port number.
+func validListen(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	p, err := strconv.Atoi(port)
+	return err == nil && p >= 0 && p <= 65535
+}
+
+// checkListen tries the address of --listen, so that one in use, or not
+// this machine's, is one line that names it and the cause, at once: the
+// embedded server, which cannot listen there, only says after ten seconds
+// that it is not ready. Port 0 is always free.
+func checkListen(addr string) error {
+	if _, port, _ := net.SplitHostPort(addr); port == "0" {
+		return nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		var se *os.SyscallError
+		if errors.As(err, &se) {
+			err = se.Err // "address already in use", without "listen tcp ADDR: bind:"
+		} else if oe := (*net.OpError)(nil); errors.As(err, &oe) {
+			err = oe.Err
+		}
+		return fmt.Errorf("--listen %s: %w", addr, err)
+	}
+	return l.Close()
 }
 
 // ensureQueue creates the streams and the workers' consumer, or updates
@@ -215,11 +264,16 @@ func startQueueIndex(ctx context.Context, o *options, log *zap.Logger, run *inde
 			return q, fmt.Errorf("--queue embedded: %w", err)
 		}
 		var opts []embedded.Option
+		what := "--queue embedded"
 		if o.listen != "" {
+			if err := checkListen(o.listen); err != nil {
+				return q, err
+			}
 			opts = append(opts, embedded.Listen(o.listen))
+			what += " --listen " + o.listen
 		}
 		if q.srv, err = embedded.New(q.store, opts...); err != nil {
-			return q, fmt.Errorf("--queue embedded: %w", err)
+			return q, fmt.Errorf("%s: %w", what, err)
 		}
 		q.url = q.srv.ClientURL()
 	}
@@ -278,7 +332,7 @@ func (q *queueIndex) publish(ctx context.Context, dir, name string, link bool) e
 	}
 	q.seq++
 	q.last.Store(q.seq)
-	data, err := json.Marshal(workMsg{Run: q.id, Seq: q.seq, Dir: dir, Name: name, Algo: q.run.opts.algo, Follow: q.run.opts.follow || link})
+	data, err := json.Marshal(workMsg{Run: q.id, Seq: q.seq, Dir: []byte(dir), Name: []byte(name), Algo: q.run.opts.algo, Follow: q.run.opts.follow || link})
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", displayPath(filepath.Join(dir, name)), err)
 	}
@@ -314,24 +368,33 @@ func (q *queueIndex) flush(ctx context.Context) error {
 // worker's batch; a later one (at least once: a worker that crashed after
 // it published, before its ack) is dropped. A database error halts the
 // session, as a failing hashing task does without --queue.
+//
+// No file vanishes: a file the worker could not hash is reported, as a
+// local run reports it; one it did not find is dropped, as a local run
+// drops a file deleted since it was listed, only if this process does not
+// find it either — a worker that does not see the files at the same paths
+// (or got another path) is reported, file by file.
 func (q *queueIndex) write(ctx context.Context, d indexDeps, r resultMsg) error {
+	path := r.path()
 	if r.Seq == 0 || r.Seq > q.last.Load() {
-		return jetstream.Permanent(fmt.Errorf("result of %s: seq %d, and this run published %d files", displayPath(filepath.Join(r.Dir, r.Name)), r.Seq, q.last.Load()))
+		return jetstream.Permanent(fmt.Errorf("result of %s: seq %d, and this run published %d files", displayPath(path), r.Seq, q.last.Load()))
 	}
 	if !q.claim(r.Seq) {
 		return nil
 	}
-	path := filepath.Join(r.Dir, r.Name)
 	c := &q.run.c
 	switch {
 	case r.Gone:
+		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+			q.run.problem(path, &unseenError{worker: r.Worker})
+		}
 	case r.Err != "":
 		q.run.problem(path, errors.New(r.Err))
 	default:
 		c.hashed.Add(1)
 		c.hashedBytes.Add(r.Size)
 		c.readBytes.Add(r.Size)
-		err := d.Batch.Add(ctx, fileRow{dir: r.Dir, name: r.Name, state: fileState{size: r.Size, mtime: r.Mtime}, algo: q.run.opts.algo, digest: r.Digest})
+		err := d.Batch.Add(ctx, fileRow{dir: string(r.Dir), name: string(r.Name), state: fileState{size: r.Size, mtime: r.Mtime}, algo: q.run.opts.algo, digest: r.Digest})
 		if err != nil {
 			err = fmt.Errorf("index %s: %w", displayPath(path), err)
 			q.s.fail(err)
@@ -344,6 +407,18 @@ func (q *queueIndex) write(ctx context.Context, d indexDeps, r resultMsg) error 
 	default:
 	}
 	return nil
+}
+
+// unseenError reports a file that a worker did not find, or found no
+// regular file at, while the index process does.
+type unseenError struct{ worker string }
+
+func (e *unseenError) Error() string {
+	who := "a worker"
+	if e.worker != "" {
+		who = "the worker on " + e.worker
+	}
+	return who + " found no such file, which is there: do the workers see the files at the same paths?"
 }
 
 // claim marks seq's result as taken and reports whether it was the first.

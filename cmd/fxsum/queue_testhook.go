@@ -23,9 +23,13 @@ import (
 //	                           task's context ends: the worker holds them,
 //	                           un-acked. "fxsum: test hook: stalled" is
 //	                           printed once on stderr when the first waits.
+//	FXSUM_TEST_PATH_PREFIX=P   the hashing workers of this process look for
+//	                           each file under P: a machine that does not
+//	                           see the files at the same paths.
 const (
 	envAckWait    = "FXSUM_TEST_ACK_WAIT"
 	envStallAfter = "FXSUM_TEST_STALL_AFTER"
+	envPathPrefix = "FXSUM_TEST_PATH_PREFIX"
 	stallMessage  = "fxsum: test hook: stalled"
 )
 
@@ -40,10 +44,11 @@ type workerHooks struct {
 	after   int64 // -1: off
 	started atomic.Int64
 	once    sync.Once
+	prefix  string
 }
 
 func newWorkerHooks() *workerHooks {
-	h := &workerHooks{after: -1}
+	h := &workerHooks{after: -1, prefix: os.Getenv(envPathPrefix)}
 	if n, err := strconv.ParseInt(os.Getenv(envStallAfter), 10, 64); err == nil && n >= 0 {
 		h.after = n
 	}
@@ -57,3 +62,6 @@ func (h *workerHooks) beforeHash(ctx context.Context) {
 	h.once.Do(func() { fmt.Fprintln(os.Stderr, stallMessage) })
 	<-ctx.Done()
 }
+
+// path is where the worker looks for the file at p.
+func (h *workerHooks) path(p string) string { return h.prefix + p }

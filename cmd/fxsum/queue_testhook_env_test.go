@@ -7,5 +7,6 @@ package main
 const (
 	envAckWait    = "FXSUM_TEST_ACK_WAIT"
 	envStallAfter = "FXSUM_TEST_STALL_AFTER"
+	envPathPrefix = "FXSUM_TEST_PATH_PREFIX"
 	stallMessage  = "fxsum: test hook: stalled"
 )

@@ -16,3 +16,4 @@ type workerHooks struct{}
 
 func newWorkerHooks() *workerHooks              { return &workerHooks{} }
 func (*workerHooks) beforeHash(context.Context) {}
+func (*workerHooks) path(p string) string       { return p }

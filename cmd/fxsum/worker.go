@@ -53,21 +53,23 @@ func startHashWorkers(ctx context.Context, conn *jetstream.Conn, n int, fetchExp
 func newHashWorkers(ctx context.Context, conn *jetstream.Conn, n int, fetchExpiry time.Duration, log *zap.Logger) (*fx.App, *hashCounts, error) {
 	counts := &hashCounts{}
 	hooks := newWorkerHooks()
+	host, _ := os.Hostname()
 	handle := func(ctx context.Context, d hashDeps, w workMsg) error {
 		hooks.beforeHash(ctx)
-		r, err := hashWork(ctx, d, w)
+		r, err := hashWork(ctx, d, w, hooks.path(w.path()))
 		if err != nil {
 			return err
 		}
+		r.Worker = host
 		data, err := json.Marshal(r)
 		if err != nil {
-			return fmt.Errorf("result of %s: %w", displayPath(filepath.Join(w.Dir, w.Name)), err)
+			return fmt.Errorf("result of %s: %w", displayPath(w.path()), err)
 		}
 		// The message ID lets the server drop the same result published
 		// again within its duplicate window (a redelivered file); the
 		// index run drops any later one itself.
 		if _, err := conn.JetStream().PublishMsg(ctx, &nats.Msg{Subject: resultSubject(w.Run), Data: data}, natsjs.WithMsgID(msgID(w.Run, w.Seq))); err != nil {
-			return fmt.Errorf("publish the result of %s: %w", displayPath(filepath.Join(w.Dir, w.Name)), err)
+			return fmt.Errorf("publish the result of %s: %w", displayPath(w.path()), err)
 		}
 		if r.Digest != nil {
 			counts.files.Add(1)
@@ -101,17 +103,22 @@ func newHashWorkers(ctx context.Context, conn *jetstream.Conn, n int, fetchExpir
 	return app, counts, nil
 }
 
-// hashWork hashes the file of w. A file that cannot be hashed is a result
-// too (Gone, or Err for the index run to report); only a stop that cut the
-// hashing short is an error, so that the file goes to another worker.
-func hashWork(ctx context.Context, d hashDeps, w workMsg) (resultMsg, error) {
+// hashWork hashes the file of w, at path (w's own, but for a test hook). A
+// file that cannot be hashed is a result too (Gone, or Err for the index
+// run to report); only a stop that cut the hashing short is an error, so
+// that the file goes to another worker.
+func hashWork(ctx context.Context, d hashDeps, w workMsg, path string) (resultMsg, error) {
 	r := resultMsg{Seq: w.Seq, Dir: w.Dir, Name: w.Name}
-	res, err := hashFile(ctx, filepath.Join(w.Dir, w.Name), w.Algo, w.Follow, d.Buf, d.Hashers, nil)
+	if len(w.Name) == 0 || !filepath.IsAbs(string(w.Dir)) {
+		r.Err = "not a file's absolute path: a work message of another version of fxsum?"
+		return r, nil
+	}
+	res, err := hashFile(ctx, path, w.Algo, w.Follow, d.Buf, d.Hashers, nil)
 	switch {
 	case err == nil:
 		r.Size, r.Mtime, r.Digest = res.state.size, res.state.mtime, res.digest
 	case ctx.Err() != nil:
-		return r, fmt.Errorf("hash %s: %w", displayPath(filepath.Join(w.Dir, w.Name)), err)
+		return r, fmt.Errorf("hash %s: %w", displayPath(w.path()), err)
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotRegular):
 		r.Gone = true // deleted or replaced since it was listed
 	default:
