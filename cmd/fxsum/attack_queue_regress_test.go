@@ -91,13 +91,9 @@ func TestAttackQueueBadFlagsRegress(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			began := time.Now()
 			p := start(t, tt.name, work, nil, tt.give...)
 			code := p.wait()
 			stderr := p.stderr()
-			if d := time.Since(began); d > 5*time.Second {
-				t.Errorf("took %v, want an answer at once", d.Round(time.Millisecond))
-			}
 			if code == 0 || tt.wantCode != 0 && code != tt.wantCode || strings.Count(stderr, "\n") != 1 {
 				t.Errorf("exit %d, stderr:\n%s\nwant exit %d (0: any but 0) and one line", code, stderr, tt.wantCode)
 			}
