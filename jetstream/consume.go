@@ -71,17 +71,23 @@ type DeadLetter struct {
 	Err    error  // the decode or handler error
 }
 
-// Stats counts what a consumer did. Settled is Acked + Naked + Termed.
+// Stats counts what a consumer did. Settled is Acked + Naked + Termed; once
+// nothing is pending, it is Fetched - Duplicates.
 type Stats struct {
-	Fetched   uint64 // messages received
+	Fetched   uint64 // messages received, duplicates included
 	Acked     uint64 // handler returned nil
 	Naked     uint64 // failed, panicked, not run, or handed back at stop
 	Termed    uint64 // undecodable, permanent error, or last attempt
-	Panics    uint64 // handlers that panicked
+	Panics    uint64 // handlers that panicked or called runtime.Goexit
 	Heartbeat uint64 // in-progress notices sent
-	Pending   int    // un-settled now
+	Pending   int    // un-settled now: waiting to enter the pool, queued in it, or running
+	Waiting   int    // of Pending, those not yet accepted by the pool
 	MaxWindow int    // most un-settled at once so far
 	Window    int    // the bound of Pending
+	// Duplicates counts the redeliveries of a message that this consumer
+	// still held un-settled: not handled again, nor settled on their own
+	// (see [Consumer]).
+	Duplicates uint64
 }
 
 // Consume feeds the app's *workerpool.Pool[R] from the durable pull
@@ -195,14 +201,22 @@ func start[R, M any](ctx context.Context, js natsjs.JetStream, pool *workerpool.
 		inbox:       nc.NewInbox(),
 		pullAt:      max(1, cfg.window/4),
 		pending:     make(map[*delivery]struct{}, cfg.window),
+		bySeq:       make(map[uint64]*delivery, cfg.window),
+		queued:      make(chan struct{}, 1),
 		freed:       make(chan struct{}, 1),
 		stopPull:    make(chan struct{}),
 		loopDone:    make(chan struct{}),
+		subDone:     make(chan struct{}),
 		hbStop:      make(chan struct{}),
 		hbDone:      make(chan struct{}),
 	}
 	c.tasks, c.cancelTasks = context.WithCancelCause(context.Background())
 	c.submit = func(d *delivery) {
+		if c.stopping() {
+			// Never accepted by the pool: back at once, as at the stop.
+			c.nak(d, time.Nanosecond)
+			return
+		}
 		m, err := decode(d.msg.Data)
 		if err != nil {
 			c.term(d, "undecodable: "+err.Error(), err)
@@ -231,19 +245,30 @@ func start[R, M any](ctx context.Context, js natsjs.JetStream, pool *workerpool.
 		return nil, fmt.Errorf("jetstream: consumer %s: %w", c.name, err)
 	}
 	go c.pullLoop(sub, msgs)
+	go c.submitter()
 	go c.heartbeats()
 	return c, nil
 }
 
 // Consumer is a running pull loop that feeds a pool. It is made by [Start]
 // or, in an fx app, by [Consume]. Its methods are safe for concurrent use.
+//
+// Every message it fetched and has not settled — waiting to enter the
+// pool, queued in it, or running — is in its window and gets its
+// in-progress notices. Should the server still deliver again a message it
+// holds un-settled (its notices did not reach the server in time: a
+// reconnect, a stalled process), the new delivery is not handled a second
+// time: the one held goes on, and its settle, which the server applies to
+// the message whatever the delivery, settles both. It is counted in
+// [Stats].Duplicates. A redelivery of a message already settled here is
+// handled as any other.
 type Consumer struct {
 	name    string
 	nc      *nats.Conn
 	cfg     config
 	log     *zap.Logger
 	hbEvery time.Duration
-	submit  func(*delivery)
+	submit  func(*delivery) // decodes and hands one to the pool; may block
 
 	// Of the pull loop alone.
 	nextSubject string // where pull requests go
@@ -258,6 +283,9 @@ type Consumer struct {
 
 	mu        sync.Mutex
 	pending   map[*delivery]struct{} // fetched and not settled
+	bySeq     map[uint64]*delivery   // the deliveries of pending by stream sequence
+	waiting   []*delivery            // of pending, for the submitter, in order
+	handing   bool                   // the submitter hands one to the pool
 	credits   int                    // asked for and not yet come (see pull.go)
 	wantRoom  bool                   // the pull loop waits for pullAt free
 	maxWindow int
@@ -267,10 +295,12 @@ type Consumer struct {
 	stats              Stats
 	emptied            chan struct{} // closed when pending empties, if someone waits
 
+	queued   chan struct{} // something waits for the submitter (size 1)
 	freed    chan struct{} // pullAt of the window are free (size 1)
 	stopOnce sync.Once
 	stopPull chan struct{} // closed: stop pulling
 	loopDone chan struct{} // closed by the pull loop when it returns
+	subDone  chan struct{} // closed by the submitter when it returns
 	hbOnce   sync.Once
 	hbStop   chan struct{} // closed: stop the heartbeats
 	hbDone   chan struct{} // closed by the heartbeat goroutine
@@ -296,12 +326,22 @@ func (d *delivery) started() {
 	d.mu.Unlock()
 }
 
+func (d *delivery) isSettled() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.settled
+}
+
 // Stats returns the consumer's counters. It does not block.
 func (c *Consumer) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.stats
 	s.Pending = len(c.pending)
+	s.Waiting = len(c.waiting)
+	if c.handing {
+		s.Waiting++
+	}
 	s.MaxWindow = c.maxWindow
 	s.Window = c.cfg.window
 	return s
@@ -316,22 +356,92 @@ func (c *Consumer) stopping() bool {
 	}
 }
 
-// receive takes one fetched message: into the window and to the pool, or,
-// once the stop has begun, straight back to the server.
+// receive takes one fetched message into the window, where the heartbeats
+// cover it, and queues it for the submitter, or, once the stop has begun,
+// hands it straight back to the server. It never blocks: the pull loop
+// must keep taking what the server sends, or the messages in the
+// subscription's channel would be fetched and yet outside the heartbeats.
 func (c *Consumer) receive(msg *nats.Msg) {
 	d := &delivery{msg: msg, lastTouch: time.Now()}
 	d.meta, _ = parseMeta(msg.Reply)
+	seq := d.meta.Sequence.Stream
 	c.mu.Lock()
 	c.credits = max(0, c.credits-1)
 	c.stats.Fetched++
+	if held := c.bySeq[seq]; held != nil && !held.isSettled() {
+		// A redelivery of a message held here: the held delivery settles
+		// it (acks, Naks and Terms apply to the stream sequence).
+		c.stats.Duplicates++
+		c.mu.Unlock()
+		c.log.Debug("redelivery of a message still held; not handled again",
+			zap.Uint64("stream_seq", seq), zap.Uint64("delivered", d.meta.NumDelivered))
+		return
+	}
 	c.pending[d] = struct{}{}
+	if seq != 0 {
+		c.bySeq[seq] = d
+	}
 	c.maxWindow = max(c.maxWindow, len(c.pending))
+	stopping := c.stopping()
+	if !stopping {
+		c.waiting = append(c.waiting, d)
+	}
 	c.mu.Unlock()
-	if c.stopping() {
+	if stopping {
 		c.nak(d, time.Nanosecond)
 		return
 	}
-	c.submit(d)
+	select {
+	case c.queued <- struct{}{}:
+	default:
+	}
+}
+
+// submitter hands the messages received to the pool, in the order they
+// came, blocking while the pool is full; it returns once the pull loop has
+// returned and nothing waits.
+func (c *Consumer) submitter() {
+	defer close(c.subDone)
+	ended := c.loopDone
+	for {
+		c.mu.Lock()
+		var d *delivery
+		if len(c.waiting) > 0 {
+			d = c.waiting[0]
+			c.waiting[0] = nil
+			c.waiting = c.waiting[1:]
+			c.handing = true
+		}
+		c.mu.Unlock()
+		if d != nil {
+			c.submit(d)
+			c.mu.Lock()
+			c.handing = false
+			c.mu.Unlock()
+			continue
+		}
+		if ended == nil {
+			return // the pull loop has returned; nothing waits
+		}
+		select {
+		case <-c.queued:
+		case <-ended:
+			ended = nil // one last look
+		}
+	}
+}
+
+// handBackWaiting Naks back at once every message still waiting for the
+// submitter. The stop calls it once the pulling is stopped: receive queues
+// nothing more.
+func (c *Consumer) handBackWaiting() {
+	c.mu.Lock()
+	w := c.waiting
+	c.waiting = nil
+	c.mu.Unlock()
+	for _, d := range w {
+		c.nak(d, time.Nanosecond)
+	}
 }
 
 // settle acks, Naks or Terms a delivery by its task's outcome.
@@ -428,6 +538,9 @@ func (c *Consumer) finish(d *delivery, kind settleKind, body []byte) bool {
 	}
 	c.mu.Lock()
 	delete(c.pending, d)
+	if seq := d.meta.Sequence.Stream; c.bySeq[seq] == d {
+		delete(c.bySeq, seq)
+	}
 	if len(c.pending) == 0 && c.emptied != nil {
 		close(c.emptied)
 		c.emptied = nil
@@ -487,11 +600,13 @@ func (c *Consumer) heartbeats() {
 	}
 }
 
-// stopPulling is the consumer's feeder stop: it ends the pulling and waits,
-// within ctx, for the pull requests in progress, whose messages, if any
-// arrive, are Nak'd back at once.
+// stopPulling is the consumer's feeder stop: it ends the pulling, hands
+// back the messages still waiting to enter the pool, and waits, within ctx,
+// for the pull requests in progress, whose messages, if any arrive, are
+// Nak'd back at once.
 func (c *Consumer) stopPulling(ctx context.Context) error {
 	c.stopOnce.Do(func() { close(c.stopPull) })
+	c.handBackWaiting()
 	select {
 	case <-c.loopDone:
 		return nil
@@ -503,9 +618,12 @@ func (c *Consumer) stopPulling(ctx context.Context) error {
 // Stop stops the consumer and settles every message it holds, within
 // ctx's budget:
 //
-//   - it stops pulling and waits for the pull requests in progress (at
-//     most the fetch expiry; up to a second and a half more if a
-//     reconnect lost their statuses), whose messages it Naks back at once;
+//   - it stops pulling, Naks back at once the messages still waiting to
+//     enter the pool (with a [Window] over the pool's capacity, or a pool
+//     that other submitters fill too), and waits for the pull requests in
+//     progress (at most the fetch expiry; up to a second and a half more if
+//     a reconnect lost their statuses), whose messages it Naks back at
+//     once;
 //   - it lets the tasks in flight finish, each acked or Nak'd by its
 //     outcome, until two fifths of the budget;
 //   - then it cancels the context of the tasks left, with cause
@@ -600,6 +718,14 @@ func (c *Consumer) stop(ctx context.Context) error {
 	case <-c.loopDone:
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("jetstream: consumer %s: the pull requests in progress did not end by the stop's deadline", c.name))
+		return errors.Join(errs...)
+	}
+	// The submitter returns once the pull loop has: its last submission,
+	// if any, ended with the cancel of the tasks.
+	select {
+	case <-c.subDone:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("jetstream: consumer %s: the hand-over to the pool did not end by the stop's deadline", c.name))
 	}
 	return errors.Join(errs...)
 }

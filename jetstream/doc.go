@@ -44,15 +44,23 @@
 // delivery was cut short by a stop or a crash — never delivered again, never
 // removed. [Start] refuses such a consumer.
 //
-// While a message is un-settled — queued or running — the consumer tells the
-// server every AckWait/3 that it is in progress, so that a long task is not
-// redelivered; a settle ends its notices.
+// While a message is un-settled — waiting to enter the pool, queued in it,
+// or running — the consumer tells the server every AckWait/3 that it is in
+// progress, so that neither a long task nor one that waits is redelivered;
+// a settle ends its notices. Should the server deliver again a message
+// still held un-settled (its notices did not reach the server in time),
+// the new delivery is not handled again: the held one's settle settles
+// both (see [Stats].Duplicates).
 //
 // # The window
 //
 // A consumer holds at most [Window] messages un-settled, by default the
-// pool's capacity ([workerpool.Capacity.InFlight]), so that handing one to
-// the pool never blocks. It sends its own pull requests, on one
+// pool's capacity ([workerpool.Capacity.InFlight]). Every message fetched
+// counts, from its arrival to its settle: the pull loop takes each into the
+// window at once and never blocks on the pool; a goroutine of its own, the
+// submitter, hands them to the pool in the order they came, and waits when
+// the pool is full — with a larger window (a prefetch), or a pool that
+// others fill too. It sends its own pull requests, on one
 // subscription that lives as long as the consumer: as soon as a quarter of
 // the window is free — messages un-settled and messages asked for but not
 // yet come both count as taken — it asks for the free part, while the
@@ -67,7 +75,8 @@
 //
 // The consumer's OnStop hook runs before the pool's (it was appended
 // after): see [Consumer.Stop] for the split of its budget. It stops
-// pulling, waits for the pull requests in progress to end — abandoning them
+// pulling, hands back at once the messages still waiting to enter the
+// pool, waits for the pull requests in progress to end — abandoning them
 // would leave the messages the server sends un-acked until AckWait — and
 // hands back at once what they bring; it lets the tasks in flight finish
 // and acks them; past two fifths of the budget it cancels the rest, and
@@ -93,13 +102,19 @@
 //
 // # Goroutines
 //
-// Each consumer starts two, from one place ([Start]), each with an owner
+// Each consumer starts three, from one place ([Start]), each with an owner
 // that ends it and waits for it:
 //
 //	goroutine   started by   ended by                           waited for by
 //	pull loop   Start        the stop's close of its stop        Consumer.Stop (and the pool's
 //	                         channel, once the pull requests    feeder stop), through its
 //	                         in progress end (FetchExpiry)      done channel
+//	submitter   Start        the end of the pull loop, once     Consumer.Stop, through its
+//	                         nothing waits (the stop hands      done channel
+//	                         back what waits; a submission in
+//	                         progress ends when the pool takes
+//	                         it, closes, or the stop cancels
+//	                         the tasks)
 //	heartbeats  Start        Consumer.Stop, once every          Consumer.Stop, through its
 //	                         message is settled or handed back  done channel
 //

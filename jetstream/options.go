@@ -34,11 +34,23 @@ func defaultConfig() config {
 }
 
 // Window bounds how many messages the consumer holds un-settled at once —
-// fetched and not yet acked, Nak'd or Term'd. The default is the pool's
-// capacity, [workerpool.Capacity.InFlight], so that handing a message to the
-// pool never blocks. The consumer's MaxAckPending must cover the windows of
-// every process that consumes from it, or the server stops delivering
-// before the windows are full.
+// fetched and not yet acked, Nak'd or Term'd, whether they wait to enter
+// the pool, are queued in it or run. Every one of them gets the in-progress
+// notices. The default is the pool's capacity, [workerpool.Capacity.InFlight]:
+// if no one else submits to the pool, every message fetched enters it at
+// once.
+//
+// A window larger than the capacity prefetches: the messages beyond what
+// the pool takes wait in the consumer, in the order they came, and enter
+// the pool as it makes room, so that a worker that frees up need not wait
+// for a pull request. They are held all that time — another process that
+// consumes from the same consumer cannot take them — and a stop hands them
+// back at once, un-run. A smaller window leaves part of the pool to other
+// submitters.
+//
+// The consumer's MaxAckPending must cover the windows of every process
+// that consumes from it, or the server stops delivering before the
+// windows are full.
 type Window int
 
 func (o Window) apply(c *config) error {

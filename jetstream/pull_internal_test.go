@@ -60,6 +60,8 @@ func newTestConsumer(window int) *Consumer {
 		log:     zap.NewNop(),
 		pullAt:  max(1, window/4),
 		pending: make(map[*delivery]struct{}),
+		bySeq:   make(map[uint64]*delivery),
+		queued:  make(chan struct{}, 1),
 		freed:   make(chan struct{}, 1),
 	}
 }
