@@ -85,9 +85,9 @@
 //	                  app: pool + Consume)                               runWorker
 //	embedded server   startQueueIndex           queueIndex.close         queueIndex.close
 //
-// The results consumer (jetstream.Start: a pull loop and a heartbeat
-// goroutine) feeds the session's pool; the hash workers' consumer feeds
-// their own pool.
+// The results consumer (jetstream.Start: a pull loop, a submitter and a
+// heartbeat goroutine, see the jetstream package's table) feeds the
+// session's pool; the hash workers' consumer feeds their own pool.
 //
 // # Across machines
 //
