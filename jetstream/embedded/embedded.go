@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/fxpool/fxpool/jetstream"
@@ -139,14 +140,53 @@ func New(dir string, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded: %w", err)
 	}
+	// The server logs nothing (NoLog), but its fatal errors, such as an
+	// address it cannot listen on, are kept: without them, a server that
+	// failed to listen is only one that is never ready.
+	fatal := &fatalLog{}
+	s.SetLoggerV2(fatal, false, false, false)
 	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
+	for deadline := time.Now().Add(10 * time.Second); !s.ReadyForConnections(50 * time.Millisecond); {
+		err := fatal.get()
+		if err == nil && time.Now().Before(deadline) {
+			continue
+		}
 		s.Shutdown()
 		s.WaitForShutdown()
+		if err != nil {
+			return nil, fmt.Errorf("embedded: %w", err)
+		}
 		return nil, errors.New("embedded: server not ready after 10s")
 	}
 	return &Server{s: s}, nil
 }
+
+// fatalLog is the server's logger: it keeps the first fatal error, and
+// drops everything else.
+type fatalLog struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (l *fatalLog) get() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+func (l *fatalLog) Fatalf(format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err == nil {
+		l.err = fmt.Errorf(format, v...)
+	}
+}
+
+func (*fatalLog) Noticef(string, ...any) {}
+func (*fatalLog) Warnf(string, ...any)   {}
+func (*fatalLog) Errorf(string, ...any)  {}
+func (*fatalLog) Debugf(string, ...any)  {}
+func (*fatalLog) Tracef(string, ...any)  {}
 
 // InProcessConn returns a connection to the server without a network, for
 // nats.InProcessServer.

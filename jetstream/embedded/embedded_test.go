@@ -2,6 +2,8 @@ package embedded_test
 
 import (
 	"context"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +97,25 @@ func TestConnectEmbeddedNeedsServer(t *testing.T) {
 	if err := app.Start(t.Context()); err == nil {
 		t.Error("started without a server")
 		_ = app.Stop(t.Context())
+	}
+}
+
+// TestListenBusyAddress: a server that cannot listen on the address it is
+// given fails with the server's own error, naming the address and the
+// cause; it said only "server not ready after 10s", after ten seconds.
+func TestListenBusyAddress(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.Addr().String()
+	srv, err := embedded.New(t.TempDir(), embedded.Listen(addr))
+	if err == nil {
+		srv.Shutdown()
+		t.Fatalf("New listening on %s, which is in use: no error", addr)
+	}
+	if !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("New = %v, want an error naming %s and that it is in use", err, addr)
 	}
 }
