@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -45,6 +46,9 @@ type worker[R any] struct {
 	final    bool      // closing for the last time
 	thread   int       // the OS thread the resources opened on, with LockOSThread
 	run      *startRun // the start whose open is under way: see goexited
+	// exitedOpen is the error of an open that a constructor's Goexit cut
+	// short: see openExited.
+	exitedOpen error
 
 	phase   atomic.Int32
 	opening atomic.Pointer[string]        // the resource being opened, for reports
@@ -166,8 +170,16 @@ func (w *worker[R]) goexited() {
 	// opened resources, a cleanup's remaining ones. The Goexit is an error
 	// of what it interrupted, and the worker goes on as after a failed
 	// open, backed off.
-	err := fmt.Errorf("a constructor, cleanup, check or callback of worker %d called runtime.Goexit; resources it left open are abandoned: %w", w.id, ErrGoexit)
-	p.log.Error("runtime.Goexit outside a task", zap.Int("worker", w.id), zap.Int("generation", w.gen), zap.Error(err))
+	err := fmt.Errorf("a cleanup, check or callback of worker %d called runtime.Goexit; resources it left open are abandoned: %w", w.id, ErrGoexit)
+	if open := w.exitedOpen; open != nil {
+		// In a constructor: the open closed what it had opened, and the
+		// error names the resource, as a failed open's does.
+		w.exitedOpen, err = nil, open
+		w.opening.Store(nil)
+		w.opened(p.cfg.clock.Now(), err)
+	} else {
+		p.log.Error("runtime.Goexit outside a task", zap.Int("worker", w.id), zap.Int("generation", w.gen), zap.Error(err))
+	}
 	switch {
 	case w.final: // closing for good: what is left of the scope is lost
 		w.scope = nil
@@ -377,7 +389,7 @@ func (w *worker[R]) track(cancel context.CancelCauseFunc) {
 // ended (parent did, or the stop) is replaced, and released when the
 // worker exits.
 func (w *worker[R]) boundCtx(parent context.Context) context.Context {
-	if parent == w.boundParent && !ended(w.bound) {
+	if w.bound != nil && same(parent, w.boundParent) && !ended(w.bound) {
 		return w.bound
 	}
 	ctx, cancel := context.WithCancelCause(parent)
@@ -407,6 +419,13 @@ func (w *worker[R]) forgetEnded() {
 		w.cancel, w.shared = nil, nil
 		w.mu.Unlock()
 	}
+}
+
+// same reports whether a and b are one context. A context whose type
+// cannot be compared (a struct with a slice, passed by value) is never the
+// same as another: == on it would panic.
+func same(a, b context.Context) bool {
+	return reflect.TypeOf(a).Comparable() && a == b
 }
 
 // ended reports whether ctx is done: a receive that does not block, cheaper
@@ -579,7 +598,7 @@ func (w *worker[R]) open(ctx context.Context) error {
 	p := w.p
 	w.gen = w.opens
 	began := p.cfg.clock.Now()
-	scope, err := p.plan.OpenWith(ctx, w.identity(), p.ext, plan.OpenOptions{Begin: w.begin, CloseTimeout: p.cfg.closeTimeout})
+	scope, err := p.plan.OpenWith(ctx, w.identity(), p.ext, plan.OpenOptions{Begin: w.begin, CloseTimeout: p.cfg.closeTimeout, Goexit: w.openExited})
 	w.opening.Store(nil)
 	w.opened(began, err)
 	if err != nil {
@@ -591,6 +610,13 @@ func (w *worker[R]) open(ctx context.Context) error {
 
 // begin records the resource the worker begins to open, for reports.
 func (w *worker[R]) begin(resource string) { w.opening.Store(&resource) }
+
+// openExited records, for goexited, the error of an open whose constructor
+// called runtime.Goexit, once the open has closed what it opened before.
+func (w *worker[R]) openExited(resource, constructor string, rollback error) {
+	err := fmt.Errorf("%w (a constructor must return: t.FailNow and testify's require call runtime.Goexit)", ErrGoexit)
+	w.exitedOpen = errors.Join(&resources.OpenError{Resource: resource, Constructor: constructor, Err: err}, rollback)
+}
 
 // opened records an open that began at began.
 func (w *worker[R]) opened(began time.Time, err error) {

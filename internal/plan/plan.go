@@ -378,6 +378,11 @@ type OpenOptions struct {
 	Begin func(resource string)
 	// CloseTimeout, if positive, bounds the rollback of a failed open.
 	CloseTimeout time.Duration
+	// Goexit, if not nil, is called when a constructor calls
+	// runtime.Goexit, which no open survives: with the resource and its
+	// constructor, once what opened before it has been closed, with the
+	// error of that rollback.
+	Goexit func(resource, constructor string, rollback error)
 }
 
 // OpenWith is [Plan.Open] with options.
@@ -385,12 +390,44 @@ func (p *Plan[R]) OpenWith(ctx context.Context, w resources.Worker, ext []reflec
 	if len(ext) != len(p.needs) {
 		return nil, fmt.Errorf("resources: Open got %d external values, want %d", len(ext), len(p.needs))
 	}
+	var at opening[R]
+	if o.Goexit != nil {
+		defer at.goexited(ctx, o) // a no-op unless a constructor called runtime.Goexit
+	}
 	if p.direct != nil {
 		// Kept apart from openReflect, whose large frame would grow the
 		// stack of every worker's goroutine that opens.
-		return p.openDirect(ctx, w, o)
+		return at.done(p.openDirect(ctx, w, o, &at))
 	}
-	return p.openReflect(ctx, w, ext, o)
+	return at.done(p.openReflect(ctx, w, ext, o, &at))
+}
+
+// opening is where an open is: the constructor it calls and the scope of
+// what it opened so far, for a constructor that calls runtime.Goexit.
+type opening[R any] struct {
+	ctor     *decl.Ctor
+	scope    *Scope[R]
+	returned bool
+}
+
+// done marks the open over and passes its results on.
+func (at *opening[R]) done(s *Scope[R], err error) (*Scope[R], error) {
+	at.returned = true
+	return s, err
+}
+
+// goexited runs, deferred, as a constructor's runtime.Goexit unwinds the
+// open: a Goexit cannot be stopped, but what opened before it is closed,
+// in reverse order, and the caller is told which constructor it was.
+func (at *opening[R]) goexited(ctx context.Context, o OpenOptions) {
+	if at.returned || at.ctor == nil {
+		return
+	}
+	var err error
+	if at.scope != nil {
+		err = rollbackOf[R](ctx, o)(at.scope)
+	}
+	o.Goexit(at.ctor.Name, at.ctor.Where, err)
 }
 
 // rollbackOf returns the rollback of a failed open: it closes what the
@@ -408,9 +445,10 @@ func rollbackOf[R any](ctx context.Context, o OpenOptions) func(*Scope[R]) error
 
 // openReflect opens the resources of any plan, calling the constructors
 // through reflection.
-func (p *Plan[R]) openReflect(ctx context.Context, w resources.Worker, ext []reflect.Value, o OpenOptions) (*Scope[R], error) {
+func (p *Plan[R]) openReflect(ctx context.Context, w resources.Worker, ext []reflect.Value, o OpenOptions, at *opening[R]) (*Scope[R], error) {
 	rollback := rollbackOf[R](ctx, o)
 	s := &Scope[R]{}
+	at.scope = s
 	vals := make([]reflect.Value, len(p.ctors))
 	for _, i := range p.order {
 		c := p.ctors[i]
@@ -424,6 +462,7 @@ func (p *Plan[R]) openReflect(ctx context.Context, w resources.Worker, ext []ref
 		}
 		args := p.build(ctx, w, i, p.args[i], vals, ext)
 		began := time.Now()
+		at.ctor = c
 		v, cleanup, err := c.Call(args)
 		if p.observe != nil {
 			p.observe(Event{Resource: c.Name, Worker: w, Took: time.Since(began), Err: err})
@@ -453,7 +492,7 @@ func (p *Plan[R]) openReflect(ctx context.Context, w resources.Worker, ext []ref
 // openDirect is OpenWith for a plan with a direct call. Its frame is
 // kept small, the rare paths apart: a goroutine's first stack holds the
 // opens of most pools without growing.
-func (p *Plan[R]) openDirect(ctx context.Context, w resources.Worker, o OpenOptions) (*Scope[R], error) {
+func (p *Plan[R]) openDirect(ctx context.Context, w resources.Worker, o OpenOptions, at *opening[R]) (*Scope[R], error) {
 	c := p.ctors[0]
 	if ctx.Err() != nil {
 		return nil, gaveUp(ctx, c) // whoever opens has given up: open nothing
@@ -461,6 +500,7 @@ func (p *Plan[R]) openDirect(ctx context.Context, w resources.Worker, o OpenOpti
 	if o.Begin != nil {
 		o.Begin(c.Name)
 	}
+	at.ctor = c
 	if p.observe != nil {
 		return p.openObserved(ctx, w)
 	}
