@@ -47,8 +47,9 @@ func settledAll(t *testing.T, js natsjs.JetStream, last int) func() bool {
 
 // TestEveryMessageAcked: messages whose tasks fail once or panic once are
 // Nak'd and redelivered, and every message ends acked. Repeated, no run may
-// take over three times the median: the guard against the fetch stalls seen
-// with the Messages iterator.
+// stall: the fetch stalls seen with the Messages iterator held a run for
+// about 30 s, where a run takes well under a second; a run over ten times
+// the median and over 5 s is one, a margin no busy machine comes near.
 func TestEveryMessageAcked(t *testing.T) {
 	const n, runs = 3000, 3
 	srv := startServer(t, t.TempDir())
@@ -99,8 +100,8 @@ func TestEveryMessageAcked(t *testing.T) {
 	median := sorted[len(sorted)/2]
 	t.Logf("%d messages a run: %v (median %v)", n, took, median)
 	for i, d := range took {
-		if d > 3*median {
-			t.Errorf("run %d took %v, over 3x the median %v: a stall", i, d, median)
+		if d > 10*median && d > 5*time.Second {
+			t.Errorf("run %d took %v, over 10x the median %v: a stall", i, d, median)
 		}
 	}
 }
