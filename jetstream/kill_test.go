@@ -113,9 +113,9 @@ func child(store, url, records string, limit int) error {
 // before its ack reached the server — are counted.
 func TestAtLeastOnceAcrossKill9(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a dozen processes")
+		t.Skip("starts twenty processes")
 	}
-	const n, kills = 4000, 12
+	const n, kills = 4000, 20
 	dir := t.TempDir()
 	store, records := filepath.Join(dir, "store"), filepath.Join(dir, "records")
 
