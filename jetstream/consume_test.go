@@ -51,7 +51,7 @@ func settledAll(t *testing.T, js natsjs.JetStream, last int) func() bool {
 // about 30 s, where a run takes well under a second; a run over ten times
 // the median and over 5 s is one, a margin no busy machine comes near.
 func TestEveryMessageAcked(t *testing.T) {
-	const n, runs = 3000, 3
+	const n, runs = 10000, 5
 	srv := startServer(t, t.TempDir())
 	conn := dial(t, srv)
 	js := conn.JetStream()
