@@ -396,6 +396,8 @@ func TestMaxRestartsFailsThePoolAndStopsTheApp(t *testing.T) {
 	if err := p.Go(t.Context(), broken); !errors.Is(err, workerpool.ErrClosed) {
 		t.Errorf("Go() after failing = %v, want ErrClosed", err)
 	}
+	// The submitter is told first, then OnDropped is called: wait for it.
+	waitUntil(t, "OnDropped got the queued task", func() bool { return dropped.Load() >= 1 })
 	if dropped.Load() != 1 {
 		t.Errorf("OnDropped got %d tasks, want 1", dropped.Load())
 	}
