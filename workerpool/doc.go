@@ -121,6 +121,11 @@
 //	feeder      a stop, one feeder's stop at a  that stop returning              the stop, until two fifths
 //	stop        time (see [Pool.AddFeeder])                                      of its budget
 //
+// A feeder's own goroutines are the feeder's: the consumer of the module
+// github.com/fxpool/fxpool/jetstream, for one, starts a pull loop, a
+// submitter and a heartbeat goroutine, which its package documentation
+// lists, and registers the stop that ends them with AddFeeder.
+//
 // Timers made with the pool's [Clock] (MaxWorkerAge, restart backoff,
 // elastic idling) run no code but a flag or a channel close; the stop's
 // drain timer marks the queue dropped and cancels the running tasks'
