@@ -84,9 +84,6 @@ func readNumbers(t *testing.T, path string) map[int]int {
 // on the same store handles every message that was not recorded as done:
 // none is lost.
 func TestAttackKill9DuringStop(t *testing.T) {
-	if os.Getenv(attackChildStore) != "" {
-		t.Skip("in the child")
-	}
 	dir := t.TempDir()
 	const n, deafFrom = 300, 100
 	prepareStore(t, dir, n, 2*time.Second)
