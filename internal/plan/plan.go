@@ -508,6 +508,9 @@ func (p *Plan[R]) openDirect(ctx context.Context, w resources.Worker, o OpenOpti
 	if err != nil {
 		return nil, openFailed(c, err)
 	}
+	if cleanup == nil {
+		cleanup = c.CloseOf(v)
+	}
 	return newScope(c, v, cleanup)
 }
 
@@ -530,12 +533,9 @@ func (p *Plan[R]) openObserved(ctx context.Context, w resources.Worker) (*Scope[
 	return newScope(c, v, cleanup)
 }
 
-// newScope makes the scope of the value v that c made, with its cleanup,
-// or v's Close method if it has none.
+// newScope makes the scope of the value v that c made, with its cleanup
+// (nil if there is nothing to close).
 func newScope[R any](c *decl.Ctor, v R, cleanup func(context.Context) error) (*Scope[R], error) {
-	if cleanup == nil {
-		cleanup = c.CloseOf(v)
-	}
 	s := &Scope[R]{value: v}
 	if c.Check.IsValid() {
 		s.checks = append(s.checks, check{name: c.Name, fn: c.Check, v: reflect.ValueOf(&v).Elem()})
