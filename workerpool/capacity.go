@@ -22,7 +22,7 @@ func (c Capacity) InFlight() int { return c.MaxWorkers + c.Queue }
 
 // Capacity returns the pool's capacity. It does not block.
 func (p *Pool[R]) Capacity() Capacity {
-	c := Capacity{Queue: cap(p.q)}
+	c := Capacity{Queue: p.q.Cap()}
 	if p.current() == stateStopped {
 		c.MaxWorkers = len(p.all())
 		if p.elastic == nil {

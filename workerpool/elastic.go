@@ -52,7 +52,7 @@ func (p *Pool[R]) growOne() bool {
 	e := p.elastic
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.stopping || e.live >= len(p.all()) || p.idle.Load() > 0 || len(p.q) <= e.opening {
+	if e.stopping || e.live >= len(p.all()) || p.q.Idle() > 0 || p.q.Len() <= e.opening {
 		return false
 	}
 	return p.growSlot()
@@ -79,7 +79,7 @@ func (p *Pool[R]) growSlot() bool {
 func (p *Pool[R]) stopGrowing() int {
 	e := p.elastic
 	e.mu.Lock()
-	if e.live == 0 && len(p.q) > 0 && !p.dropping.Load() {
+	if e.live == 0 && p.q.Len() > 0 && !p.dropping.Load() {
 		p.growSlot()
 	}
 	e.stopping = true
@@ -99,23 +99,21 @@ func (w *worker[R]) nextElastic(t *task[R]) bool {
 	w.idle()
 	w.forgetEnded()
 	for {
-		p.idle.Add(1)
 		timeout := make(chan struct{})
 		timer := p.cfg.clock.AfterFunc(p.cfg.idle, func() { close(timeout) })
-		select {
-		case *t = <-p.q:
+		if got, ok := p.q.Pop(p.abandon, timeout); ok {
 			timer.Stop()
-			p.idle.Add(-1)
-			if len(p.q) > 0 && p.idle.Load() == 0 {
+			*t = got
+			if p.q.Len() > 0 && p.q.Idle() == 0 {
 				e.wake() // tasks still wait and this worker is taken: maybe grow
 			}
 			return true
+		}
+		select {
 		case <-p.abandon:
 			timer.Stop()
-			p.idle.Add(-1)
 			return false
-		case <-timeout:
-			p.idle.Add(-1)
+		default: // timed out
 		}
 		if got, ok, retired := p.retire(); ok || retired {
 			*t = got
@@ -131,10 +129,8 @@ func (p *Pool[R]) retire() (t task[R], got, retired bool) {
 	e := p.elastic
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	select {
-	case t := <-p.q:
+	if t, ok := p.q.TryPop(); ok {
 		return t, true, false
-	default:
 	}
 	if e.stopping || e.live <= p.cfg.minWorkers {
 		return task[R]{}, false, false

@@ -67,14 +67,12 @@ func (g *Group[R]) TryGo(task func(context.Context, R) error) bool {
 	}
 	g.wg.Add(1)
 	t := taskOf(g.ctx, true, task, g)
-	select {
-	case g.p.q <- t:
-		g.p.queued()
-		return true
-	default:
+	if !g.p.q.TryPush(t) {
 		g.wg.Done()
 		return false
 	}
+	g.p.queued()
+	return true
 }
 
 // finish is the outcome of each of the group's tasks.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fxpool/fxpool/hooks"
 	"github.com/fxpool/fxpool/internal/plan"
+	"github.com/fxpool/fxpool/internal/ring"
 	"go.uber.org/fx"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -59,11 +60,10 @@ type Pool[R any] struct {
 	sd   fx.Shutdowner
 
 	// The submit path reads only atomics and the queue.
-	q         chan task[R] // never closed: see enqueue
-	accepting atomic.Bool  // state == serving
-	swept     atomic.Bool  // the last sweep of the queue is done: see queued
-	dropping  atomic.Bool  // workers report queued tasks as not run
-	idle      atomic.Int32 // workers waiting for a task
+	q         *ring.Ring[task[R]] // never closed: see enqueue
+	accepting atomic.Bool         // state == serving
+	swept     atomic.Bool         // the last sweep of the queue is done: see queued
+	dropping  atomic.Bool         // workers report queued tasks as not run
 
 	mu        sync.Mutex
 	state     state                         // guarded by mu; see transition
@@ -107,7 +107,7 @@ func newPool[R any](name string, cfg config, pl *plan.Plan[R], ext []reflect.Val
 		ext:     ext,
 		log:     log.Named("workerpool").With(zap.String("pool", name)),
 		sd:      sd,
-		q:       make(chan task[R], cfg.queue),
+		q:       ring.New[task[R]](cfg.queue, cfg.workers, spinOf(cfg)),
 		closing: make(chan struct{}),
 		abandon: make(chan struct{}),
 		size:    cfg.workers,
@@ -192,7 +192,7 @@ type Stats struct {
 // read one by one, so a snapshot taken while tasks run is approximate.
 func (p *Pool[R]) Stats() Stats {
 	s := Stats{
-		Queued:   len(p.q),
+		Queued:   p.q.Len(),
 		Dropped:  p.dropped.Load(),
 		Restarts: p.restarts.Load(),
 		Recycles: p.recycles.Load(),
@@ -215,4 +215,15 @@ func (p *Pool[R]) Stats() Stats {
 		s.Panics += w.panics.Load()
 	}
 	return s
+}
+
+// spinOf is how many times a worker that finds the queue empty yields
+// before it waits: a worker parked and readied for each task cost Go
+// about a fifth more with two workers (bench/BENCHMARKS.md). A worker
+// locked to its thread does not yield: its thread would be handed off.
+func spinOf(cfg config) int {
+	if cfg.lockThread {
+		return 0
+	}
+	return 2
 }

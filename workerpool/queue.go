@@ -187,22 +187,11 @@ func (p *Pool[R]) TryGo(task func(context.Context, R) error) bool {
 	if task == nil || !p.accepting.Load() {
 		return false
 	}
-	t := taskOf[R](context.Background(), false, task, nil)
-	for range 4 {
-		select {
-		case p.q <- t:
-			p.queued()
-			return true
-		default:
-		}
-		// A worker counted as idle is about to wait in the queue: with
-		// QueueSize(0), give it the moment it needs.
-		if p.idle.Load() == 0 {
-			return false
-		}
-		runtime.Gosched()
+	if !p.q.TryPush(taskOf[R](context.Background(), false, task, nil)) {
+		return false
 	}
-	return false
+	p.queued()
+	return true
 }
 
 // Do submits a task and waits for it. It returns the task's error, a
@@ -259,9 +248,7 @@ func (p *Pool[R]) enqueue(ctx context.Context, t task[R]) error {
 	if !p.accepting.Load() {
 		return p.refusal()
 	}
-	select {
-	case p.q <- t:
-	default:
+	if !p.q.TryPush(t) {
 		if err := p.enqueueSlow(ctx, t); err != nil {
 			return err
 		}
@@ -280,19 +267,18 @@ func (p *Pool[R]) enqueueSlow(ctx context.Context, t task[R]) error {
 	if p.cfg.workers <= runtime.GOMAXPROCS(0) {
 		for range 4 {
 			runtime.Gosched()
-			select {
-			case p.q <- t:
+			if p.q.TryPush(t) {
 				return nil
-			default:
 			}
 		}
 	}
-	select {
-	case p.q <- t:
+	if p.q.Push(t, p.closing, ctx.Done()) {
 		return nil
+	}
+	select {
 	case <-p.closing:
 		return ErrClosed
-	case <-ctx.Done():
+	default:
 		return ctx.Err()
 	}
 }
@@ -309,7 +295,7 @@ func (p *Pool[R]) refusal() error {
 // worker may grow, and a task that arrived after the stop's last sweep of
 // the queue — no worker will take it — is reported by its submitter.
 func (p *Pool[R]) queued() {
-	if e := p.elastic; e != nil && p.idle.Load() == 0 {
+	if e := p.elastic; e != nil && p.q.Idle() == 0 {
 		e.wake()
 	}
 	if p.swept.Load() {
@@ -327,13 +313,12 @@ func (p *Pool[R]) finalSweep() {
 // sweep reports every task in the queue now as not run.
 func (p *Pool[R]) sweep() {
 	for {
-		select {
-		case t := <-p.q:
-			if !t.control() { // not a pill left by a worker that never took it
-				p.drop(t)
-			}
-		default:
+		t, ok := p.q.TryPop()
+		if !ok {
 			return
+		}
+		if !t.control() { // not a pill left by a worker that never took it
+			p.drop(t)
 		}
 	}
 }

@@ -139,13 +139,24 @@ func (p *Pool[R]) start(ctx context.Context) error {
 	// reports later closes what it opened on its own.
 	pills := opened
 	for (pills > 0 || reported < n) && rb.Err() == nil {
-		var send chan task[R]
+		if pills > 0 && p.q.TryPush(task[R]{ctx: rb}) {
+			pills--
+			continue
+		}
+		var (
+			room <-chan struct{}
+			done = func() {}
+		)
 		if pills > 0 {
-			send = p.q
+			room, done = p.q.WaitRoom()
+			if p.q.TryPush(task[R]{ctx: rb}) {
+				done()
+				pills--
+				continue
+			}
 		}
 		select {
-		case send <- task[R]{ctx: rb}:
-			pills--
+		case <-room: // try again
 		case r := <-run.ready:
 			consider(r)
 			if r.err == nil {
@@ -153,6 +164,7 @@ func (p *Pool[R]) start(ctx context.Context) error {
 			}
 		case <-rb.Done():
 		}
+		done()
 	}
 	abandoned := pills > 0
 	if abandoned {
@@ -211,7 +223,7 @@ func (p *Pool[R]) queueZeroReady(ctx context.Context, n int) bool {
 	if p.cfg.queue != 0 || p.elastic != nil {
 		return true
 	}
-	for int(p.idle.Load()) < n {
+	for p.q.Idle() < n {
 		if ctx.Err() != nil {
 			return false
 		}

@@ -112,14 +112,7 @@ func (p *Pool[R]) shutdown(ctx context.Context, policy StopPolicy) error {
 	pill := task[R]{ctx: closeCtx}
 send:
 	for range pills {
-		select {
-		case p.q <- pill: // room, or a waiting worker: no need to watch closeCtx
-			continue
-		default:
-		}
-		select {
-		case p.q <- pill:
-		case <-closeCtx.Done():
+		if !p.q.TryPush(pill) && !p.q.Push(pill, closeCtx.Done(), nil) {
 			break send
 		}
 	}

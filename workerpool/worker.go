@@ -237,12 +237,10 @@ func (w *worker[R]) next(t *task[R]) bool {
 		case w.ending():
 			return false
 		default:
-			select {
-			case *t = <-p.q:
-			default:
-				if !w.wait(t) {
-					return false
-				}
+			if got, ok := p.q.TryPop(); ok {
+				*t = got
+			} else if !w.wait(t) {
+				return false
 			}
 		}
 		if !t.isWakeUp() {
@@ -264,27 +262,24 @@ func (w *worker[R]) ending() bool {
 }
 
 // wait blocks in the queue until a task or a wake-up comes, unless the
-// worker is to end. The wait is a plain receive, the cheapest there is: no
-// select with the pool's other channels, whose locks every waiting worker
-// would take at each wait and wake. Instead, whoever gives a waiting worker
-// a reason to end — the stop giving up (abandon), Resize (the excess) —
-// says so first and then calls wakeWaiting, while the worker counts itself
-// waiting first and then looks: one of the two sees the other.
+// worker is to end. It waits on the queue alone, the cheapest wait there
+// is: waiting on the pool's other channels too would make every wait and
+// wake a select, which takes each channel's lock. Instead, whoever gives a
+// waiting worker a reason to end — the stop giving up (abandon), Resize
+// (the excess) — says so first and then calls wakeWaiting, while the
+// worker counts itself waiting first and then looks: one of the two sees
+// the other.
 func (w *worker[R]) wait(t *task[R]) bool {
 	p := w.p
 	*t = task[R]{} // an idle worker keeps no task alive
 	w.idle()
 	w.forgetEnded()
-	if p.cfg.queue == 0 {
-		p.idle.Add(1) // TryGo gives a worker about to wait a moment
-		defer p.idle.Add(-1)
-	}
 	w.waits.Add(1) // odd: waiting
 	defer w.waits.Add(1)
 	if w.ending() {
 		return false
 	}
-	*t = <-p.q
+	*t, _ = p.q.Pop(nil, nil)
 	return true
 }
 
@@ -304,14 +299,8 @@ func (p *Pool[R]) wakeWaiting() {
 	for _, w := range p.all() {
 		n := w.waits.Load()
 		for n%2 == 1 && w.waits.Load() == n {
-			if len(p.q) == 0 {
-				select {
-				case p.q <- task[R]{}:
-					if p.swept.Load() {
-						p.sweep()
-					}
-				default:
-				}
+			if p.q.Len() == 0 && p.q.TryPush(task[R]{}) && p.swept.Load() {
+				p.sweep()
 			}
 			runtime.Gosched()
 		}
