@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"reflect"
 	"sync/atomic"
+
+	"github.com/fxpool/fxpool/internal/decl"
 )
 
 // ErrInjected is the error of every fault made by [Inject]: the error a
@@ -235,9 +237,12 @@ func (inj *injector) call(args []reflect.Value) []reflect.Value {
 	switch {
 	case inj.explicit:
 		cleanup = adapt(out[1])
-	case !isNil(v) && inj.out.Implements(typeCtxCloser):
+	case decl.IsNilValue(v.Interface()):
+		// Nothing to close, as PerWorker judges it: a nil interface, or
+		// one holding a nil pointer, like a nil pointer.
+	case inj.out.Implements(typeCtxCloser):
 		cleanup = v.Interface().(interface{ Close(context.Context) error }).Close
-	case !isNil(v) && inj.out.Implements(typeCloser):
+	case inj.out.Implements(typeCloser):
 		closer := v.Interface().(interface{ Close() error })
 		cleanup = func(context.Context) error { return closer.Close() }
 	}
@@ -290,12 +295,4 @@ func adapt(fn reflect.Value) func(context.Context) error {
 	default:
 		return fn.Convert(typeCleanup).Interface().(func(context.Context) error)
 	}
-}
-
-func isNil(v reflect.Value) bool {
-	switch v.Kind() {
-	case reflect.Pointer, reflect.Interface, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice:
-		return v.IsNil()
-	}
-	return false
 }

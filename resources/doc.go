@@ -25,7 +25,9 @@
 // app-scoped *sql.DB can feed every worker's *sql.Conn.
 //
 // A T that has a Close() error or Close(context.Context) error method and no
-// explicit cleanup is closed automatically (nil values excepted).
+// explicit cleanup is closed automatically, unless the value is nil: a nil
+// pointer, a nil interface, or an interface holding a nil pointer is not
+// closed.
 //
 // # Ownership and order
 //

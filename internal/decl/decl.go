@@ -247,23 +247,31 @@ func (c *Ctor) Call(args []reflect.Value) (v reflect.Value, cleanup func(context
 		}
 	}
 	v = out[0]
-	switch {
-	case c.cleanup != noCleanup:
-		cleanup = adapt(c.cleanup, out[1])
-	case c.close != noCleanup && !isNil(v):
-		cleanup = closerOf(c.close, v.Interface())
+	if c.cleanup != noCleanup {
+		return v, adapt(c.cleanup, out[1]), nil
 	}
-	return v, cleanup, nil
+	return v, c.CloseOf(v.Interface()), nil
 }
 
 // CloseOf returns the cleanup that closes v, a value made by c's function,
 // when c has no cleanup result of its own: v's Close method, or nil if v
 // has none or is nil.
+//
+// Nil is judged on v's dynamic value, v as an any: a nil interface and an
+// interface holding a nil pointer are nil, like a nil pointer, whichever
+// path (direct or reflective) called the constructor.
 func (c *Ctor) CloseOf(v any) func(context.Context) error {
-	if c.cleanup != noCleanup || c.close == noCleanup || isNil(reflect.ValueOf(v)) {
+	if c.cleanup != noCleanup || c.close == noCleanup || IsNilValue(v) {
 		return nil
 	}
 	return closerOf(c.close, v)
+}
+
+// IsNilValue reports whether v, a constructor's result as an any, is nil:
+// a nil interface (v == nil), or a nil pointer, map, func, channel or
+// slice. Such a value has nothing to close.
+func IsNilValue(v any) bool {
+	return v == nil || isNil(reflect.ValueOf(v))
 }
 
 // adapt turns a cleanup func value of the given kind into a
@@ -285,7 +293,7 @@ func adapt(kind cleanupKind, fn reflect.Value) func(context.Context) error {
 }
 
 // closerOf returns the Close method of a value that has one, of the kind
-// that Analyse found.
+// that Analyse found. v must not be nil (see CloseOf).
 func closerOf(kind cleanupKind, v any) func(context.Context) error {
 	if kind == cleanupCtx {
 		return v.(interface{ Close(context.Context) error }).Close
