@@ -598,7 +598,7 @@ func (w *worker[R]) open(ctx context.Context) error {
 }
 
 // begin records the resource the worker begins to open, for reports.
-func (w *worker[R]) begin(resource string) { w.opening.Store(&resource) }
+func (w *worker[R]) begin(resource *string) { w.opening.Store(resource) }
 
 // openExited records, for goexited, the error of an open whose constructor
 // called runtime.Goexit, once the open has closed what it opened before.
