@@ -14,6 +14,8 @@
 package fxpoolprom
 
 import (
+	"sync"
+
 	"github.com/fxpool/fxpool/workerpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
@@ -31,7 +33,16 @@ var Module = fx.Module("fxpoolprom",
 // [workerpool.Registry], labelled with the pool's name. Each scrape reads
 // [workerpool.Pool.Stats], which never blocks. It is safe for concurrent
 // use.
+//
+// Its counters never decrease, as Prometheus requires (a decrease reads as
+// a reset): Stats reads a pool's counters one by one, so ok (Done less
+// Failed) and failed (Failed less Panics) computed from one snapshot may
+// be below what an earlier scrape reported; the collector then reports
+// the earlier value again until the pool's counters catch up.
 type Collector struct {
+	mu   sync.Mutex
+	last map[string]*counts // by pool: the counters last reported
+
 	reg     *workerpool.Registry
 	workers *prometheus.Desc
 	busy    *prometheus.Desc
@@ -44,7 +55,8 @@ type Collector struct {
 func NewCollector(reg *workerpool.Registry) *Collector {
 	pool := []string{"pool"}
 	return &Collector{
-		reg: reg,
+		last: map[string]*counts{},
+		reg:  reg,
 		workers: prometheus.NewDesc("fxpool_workers",
 			"Workers of the pool by state: serving, opening (or rebuilding) or closing their resources.",
 			[]string{"pool", "state"}, nil),
@@ -68,20 +80,56 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
+// counts are the counters of one pool that a scrape reported.
+type counts struct {
+	ok, failed, panicked, dropped, restarts, recycles uint64
+}
+
+// raise returns the counter *last raised to v if v is higher: a counter
+// never goes back.
+func raise(last *uint64, v uint64) float64 {
+	*last = max(*last, v)
+	return float64(*last)
+}
+
+// raiseDiff is raise of a - b, where a snapshot may have read b after it
+// grew past a.
+func raiseDiff(last *uint64, a, b uint64) float64 {
+	if a < b {
+		return float64(*last)
+	}
+	return raise(last, a-b)
+}
+
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge, counter := prometheus.GaugeValue, prometheus.CounterValue
-	for pool, s := range c.reg.Stats() {
-		ch <- prometheus.MustNewConstMetric(c.workers, gauge, float64(s.Workers), pool, "serving")
-		ch <- prometheus.MustNewConstMetric(c.workers, gauge, float64(s.Opening), pool, "opening")
-		ch <- prometheus.MustNewConstMetric(c.workers, gauge, float64(s.Closing), pool, "closing")
-		ch <- prometheus.MustNewConstMetric(c.busy, gauge, float64(s.Busy), pool)
-		ch <- prometheus.MustNewConstMetric(c.queued, gauge, float64(s.Queued), pool)
-		ch <- prometheus.MustNewConstMetric(c.tasks, counter, float64(s.Done-s.Failed), pool, "ok")
-		ch <- prometheus.MustNewConstMetric(c.tasks, counter, float64(s.Failed-s.Panics), pool, "failed")
-		ch <- prometheus.MustNewConstMetric(c.tasks, counter, float64(s.Panics), pool, "panicked")
-		ch <- prometheus.MustNewConstMetric(c.tasks, counter, float64(s.Dropped), pool, "dropped")
-		ch <- prometheus.MustNewConstMetric(c.rebuilt, counter, float64(s.Restarts), pool, "restart")
-		ch <- prometheus.MustNewConstMetric(c.rebuilt, counter, float64(s.Recycles), pool, "recycle")
+	stats := c.reg.Stats()
+	var metrics []prometheus.Metric
+	add := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+		metrics = append(metrics, prometheus.MustNewConstMetric(d, t, v, labels...))
+	}
+	c.mu.Lock()
+	for pool, s := range stats {
+		last := c.last[pool]
+		if last == nil {
+			last = &counts{}
+			c.last[pool] = last
+		}
+		add(c.workers, gauge, float64(s.Workers), pool, "serving")
+		add(c.workers, gauge, float64(s.Opening), pool, "opening")
+		add(c.workers, gauge, float64(s.Closing), pool, "closing")
+		add(c.busy, gauge, float64(s.Busy), pool)
+		add(c.queued, gauge, float64(s.Queued), pool)
+		add(c.tasks, counter, raiseDiff(&last.ok, s.Done, s.Failed), pool, "ok")
+		add(c.tasks, counter, raiseDiff(&last.failed, s.Failed, s.Panics), pool, "failed")
+		add(c.tasks, counter, raise(&last.panicked, s.Panics), pool, "panicked")
+		add(c.tasks, counter, raise(&last.dropped, s.Dropped), pool, "dropped")
+		add(c.rebuilt, counter, raise(&last.restarts, s.Restarts), pool, "restart")
+		add(c.rebuilt, counter, raise(&last.recycles, s.Recycles), pool, "recycle")
+	}
+	c.mu.Unlock()
+	for _, m := range metrics {
+		ch <- m
 	}
 }
