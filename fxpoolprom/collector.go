@@ -3,7 +3,7 @@
 // fxpool without Prometheus never download it.
 //
 // Add [Module] next to fxpool.Module; it registers a [Collector] with the
-// app's prometheus.Registerer:
+// app's prometheus.Registerer while the app runs:
 //
 //	fx.New(
 //		fxpool.Module,
@@ -11,9 +11,17 @@
 //		fx.Supply(fx.Annotate(prometheus.DefaultRegisterer, fx.As(new(prometheus.Registerer)))),
 //		workerpool.Provide[Deps]("indexer", ...),
 //	)
+//
+// The collector is registered when the app starts and unregistered when it
+// stops, so apps that share a Registerer (DefaultRegisterer, in a test
+// suite or a program that restarts its app) may run one after the other;
+// two that run at once collide, and the second one's start fails with
+// prometheus's error (prometheus.AlreadyRegisteredError).
 package fxpoolprom
 
 import (
+	"context"
+	"fmt"
 	"sync"
 
 	"github.com/fxpool/fxpool/workerpool"
@@ -23,11 +31,28 @@ import (
 
 // Module provides a [Collector] for the pools in the app's
 // [workerpool.Registry] (which fxpool.Module provides) and registers it
-// with the app's prometheus.Registerer.
+// with the app's prometheus.Registerer from the app's start to its stop.
 var Module = fx.Module("fxpoolprom",
 	fx.Provide(NewCollector),
-	fx.Invoke(func(r prometheus.Registerer, c *Collector) error { return r.Register(c) }),
+	fx.Invoke(register),
 )
+
+// register registers c with r in an OnStart hook and unregisters it in the
+// matching OnStop hook, which fx runs only if the OnStart succeeded.
+func register(lc fx.Lifecycle, r prometheus.Registerer, c *Collector) {
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			if err := r.Register(c); err != nil {
+				return fmt.Errorf("fxpoolprom: register the collector: %w", err)
+			}
+			return nil
+		},
+		OnStop: func(context.Context) error {
+			r.Unregister(c)
+			return nil
+		},
+	})
+}
 
 // Collector is a prometheus.Collector of the stats of every pool in a
 // [workerpool.Registry], labelled with the pool's name. Each scrape reads

@@ -68,3 +68,71 @@ fxpool_worker_rebuilds_total{pool="indexer",reason="restart"} 1
 	}
 	app.RequireStop()
 }
+
+// promApp is an app of one pool whose collector registers with reg.
+func promApp(reg prometheus.Registerer) *fx.App {
+	return fx.New(fx.NopLogger,
+		fxpool.Module,
+		fxpoolprom.Module,
+		fx.Supply(fx.Annotate(reg, fx.As(new(prometheus.Registerer)))),
+		workerpool.Provide[resources.Worker]("indexer", workerpool.Workers(1)),
+		fx.Invoke(func(*workerpool.Pool[resources.Worker]) {}),
+	)
+}
+
+// The collector is registered from the app's start to its stop: two apps
+// that share a Registerer (DefaultRegisterer) run one after the other (the
+// second fx.New failed with "duplicate metrics collector registration
+// attempted"), and two at once make the second start fail, saying why.
+func TestModuleRegistersWhileTheAppRuns(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	ctx := t.Context()
+	count := func() int {
+		t.Helper()
+		n, err := testutil.GatherAndCount(reg, "fxpool_workers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for i := range 2 {
+		app := promApp(reg)
+		if err := app.Err(); err != nil {
+			t.Fatalf("app %d: fx.New: %v", i, err)
+		}
+		if n := count(); n != 0 {
+			t.Errorf("app %d: %d fxpool_workers series before the start, want 0", i, n)
+		}
+		if err := app.Start(ctx); err != nil {
+			t.Fatalf("app %d: start: %v", i, err)
+		}
+		if n := count(); n == 0 {
+			t.Errorf("app %d: no fxpool_workers series while it runs", i)
+		}
+		if err := app.Stop(ctx); err != nil {
+			t.Fatalf("app %d: stop: %v", i, err)
+		}
+		if n := count(); n != 0 {
+			t.Errorf("app %d: %d fxpool_workers series after the stop, want 0", i, n)
+		}
+	}
+
+	first, second := promApp(reg), promApp(reg)
+	if err := first.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err := second.Start(ctx)
+	var dup prometheus.AlreadyRegisteredError
+	if !errors.As(err, &dup) || !strings.Contains(err.Error(), "fxpoolprom") {
+		t.Errorf("second start while the first app runs = %v, want fxpoolprom's AlreadyRegisteredError", err)
+	}
+	if err == nil {
+		_ = second.Stop(ctx)
+	}
+	if err := first.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Errorf("%d fxpool_workers series after both stopped, want 0", n)
+	}
+}
