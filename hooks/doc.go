@@ -11,9 +11,12 @@
 // # Failure
 //
 // [Stack.Close] keeps going past a failing cleanup, turns a panicking cleanup
-// into a [*PanicError] carrying its stack, and joins every error with
+// into a [*PanicError] carrying its stack and a cleanup that calls
+// [runtime.Goexit] into [ErrGoexit], and joins every error with
 // [errors.Join], so that [errors.Is] and [errors.As] see each of them. Each
-// error is a [*CleanupError] that names the resource it belongs to.
+// error is a [*CleanupError] that names the resource it belongs to. The
+// cleanups run on a goroutine of Close's own, so a Goexit ends that one, not
+// the caller of Close.
 //
 // Close never blocks past its context: if a cleanup is still running when the
 // context ends, Close returns an error naming it and the cleanups still

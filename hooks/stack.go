@@ -64,6 +64,11 @@ func (s *Stack) Push(name string, cleanup Cleanup) error {
 // Close runs every pushed cleanup once, the last pushed first, and returns
 // their errors joined. It keeps going past failures and panics.
 //
+// The cleanups run on a goroutine of Close's own. A cleanup that calls
+// [runtime.Goexit] (t.FailNow, testify's require) is treated like one that
+// panics: its error wraps [ErrGoexit], the cleanups behind it still run, and
+// Close returns; the Goexit ends that goroutine only, never the caller's.
+//
 // Close blocks until every cleanup has returned or ctx is done, whichever
 // comes first. If ctx ends while a cleanup is still running, Close returns at
 // once the errors of the cleanups that had already returned, joined with a
@@ -79,12 +84,14 @@ func (s *Stack) Close(ctx context.Context) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	if ctx.Done() == nil {
-		// Nothing can interrupt the wait, so there is no need for a goroutine.
-		return s.unwind(ctx, entries)
-	}
+	// Even when nothing can interrupt the wait (ctx.Done() == nil), the
+	// cleanups run on a goroutine of their own: a cleanup's Goexit ends it,
+	// not the caller, and the deferred send still answers.
 	done := make(chan error, 1)
-	go func() { done <- s.unwind(ctx, entries) }()
+	go func() {
+		defer func() { done <- s.errsSoFar() }()
+		s.unwind(ctx, entries)
+	}()
 	select {
 	case err := <-done:
 		return err
@@ -101,13 +108,16 @@ func (s *Stack) Close(ctx context.Context) error {
 // unwindNow runs every pushed cleanup once, the last pushed first, on the
 // calling goroutine, and returns their errors joined: Close without the
 // bound on the wait. A second call, or a call after Close, is a no-op that
-// returns nil. (internal/stack.Unwind)
+// returns nil. A cleanup's runtime.Goexit ends the calling goroutine once
+// the cleanups behind it have run: unwindNow then does not return.
+// (internal/stack.Unwind)
 func (s *Stack) unwindNow(ctx context.Context) error {
 	entries := s.take()
 	if len(entries) == 0 {
 		return nil
 	}
-	return s.unwind(ctx, entries)
+	s.unwind(ctx, entries)
+	return s.errsSoFar()
 }
 
 // stuck reports, while the stack is being closed, the errors of the
@@ -143,18 +153,45 @@ func (s *Stack) take() []entry {
 	return entries
 }
 
-// unwind runs entries from last to first, recording progress for stuck,
-// and returns their errors joined in the order they happened.
-func (s *Stack) unwind(ctx context.Context, entries []entry) error {
+// unwind runs entries from last to first, recording their errors and its
+// progress for stuck and errsSoFar.
+func (s *Stack) unwind(ctx context.Context, entries []entry) {
 	for i := len(entries) - 1; i >= 0; i-- {
-		err := run(ctx, entries[i])
-		s.mu.Lock()
-		if err != nil {
-			s.errs = append(s.errs, err)
-		}
-		s.current = i - 1
-		s.mu.Unlock()
+		s.step(ctx, entries, i)
 	}
+}
+
+// step runs entries[i] and records its outcome. A Goexit cannot be
+// stopped: if the cleanup calls runtime.Goexit, step records ErrGoexit and
+// runs the cleanups behind it from a deferred call, as the Goexit unwinds
+// the goroutine, and the Goexit then goes on.
+func (s *Stack) step(ctx context.Context, entries []entry, i int) {
+	returned := false
+	defer func() {
+		if !returned { // run recovers panics: only a Goexit gets here
+			s.record(i, &CleanupError{Name: entries[i].name, Err: ErrGoexit})
+			s.unwind(ctx, entries[:i])
+		}
+	}()
+	err := run(ctx, entries[i])
+	returned = true
+	s.record(i, err)
+}
+
+// record notes the outcome of entries[i]: err, if not nil, and that the
+// next to run is entries[i-1].
+func (s *Stack) record(i int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.errs = append(s.errs, err)
+	}
+	s.current = i - 1
+}
+
+// errsSoFar returns the errors recorded so far, joined in the order they
+// happened.
+func (s *Stack) errsSoFar() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return errors.Join(s.errs...)
@@ -179,12 +216,16 @@ var ErrClosed = errors.New("hooks: stack closed")
 // the context given to [Stack.Close] ended.
 var ErrStuck = errors.New("still running")
 
+// ErrGoexit is the error of a cleanup that called [runtime.Goexit].
+var ErrGoexit = errors.New("called runtime.Goexit")
+
 // CleanupError is the error of one cleanup. It names the resource.
 type CleanupError struct {
 	// Name is the name the cleanup was pushed with.
 	Name string
-	// Err is what the cleanup returned, a [*PanicError], or, for a cleanup
-	// still running when the context ended, an error wrapping [ErrStuck].
+	// Err is what the cleanup returned, a [*PanicError], [ErrGoexit], or,
+	// for a cleanup still running when the context ended, an error wrapping
+	// [ErrStuck].
 	Err error
 	// Waiting names, in the order they will run, the cleanups that were
 	// still waiting behind a stuck one.

@@ -3,6 +3,7 @@ package hooks_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -233,5 +234,64 @@ func mustPush(t *testing.T, s *hooks.Stack, name string, fn hooks.Cleanup) {
 	t.Helper()
 	if err := s.Push(name, fn); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A cleanup that calls runtime.Goexit fails with ErrGoexit, the cleanups
+// behind it run, and Close returns to its caller, whether or not its
+// context can end. A second Goexit, in a cleanup run as the first unwinds,
+// is handled the same way.
+func TestStackCloseTreatsGoexitLikeAPanic(t *testing.T) {
+	for _, cancelable := range []bool{false, true} {
+		var (
+			s   hooks.Stack
+			rec recorder
+		)
+		goexit := func(name string) hooks.Cleanup {
+			return func(context.Context) error {
+				_ = rec.cleanup(name, nil)(nil)
+				runtime.Goexit()
+				return nil
+			}
+		}
+		for _, name := range []string{"a", "b", "c", "d"} {
+			fn := rec.cleanup(name, nil)
+			if name == "b" || name == "c" {
+				fn = goexit(name)
+			}
+			if err := s.Push(name, fn); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx := context.Background()
+		if cancelable {
+			c, cancel := context.WithCancel(ctx)
+			defer cancel()
+			ctx = c
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Close(ctx) }() // a Goexit here would never send
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(10 * time.Second): // a hang guard, not a timing assertion
+			t.Fatalf("cancelable %v: Close did not return", cancelable)
+		}
+		if got := rec.order(); got != "d,c,b,a" {
+			t.Errorf("cancelable %v: ran %q, want d,c,b,a", cancelable, got)
+		}
+		if !errors.Is(err, hooks.ErrGoexit) {
+			t.Fatalf("cancelable %v: Close() = %v, want ErrGoexit", cancelable, err)
+		}
+		var names []string
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			var ce *hooks.CleanupError
+			if errors.As(e, &ce) && errors.Is(ce, hooks.ErrGoexit) {
+				names = append(names, ce.Name)
+			}
+		}
+		if strings.Join(names, ",") != "c,b" {
+			t.Errorf("cancelable %v: Close() = %v, want the Goexits of c then b", cancelable, err)
+		}
 	}
 }

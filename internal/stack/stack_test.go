@@ -3,6 +3,7 @@ package stack_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -90,5 +91,34 @@ func TestUnwindWaitsAndStuckReportsProgress(t *testing.T) {
 	}
 	if err := stack.Unwind(&s, context.Background()); err != nil {
 		t.Errorf("second Unwind() = %v, want nil", err)
+	}
+}
+
+// A cleanup's runtime.Goexit ends the goroutine that called Unwind, which
+// cannot be helped, but only once the cleanups behind it have run; Stuck
+// then reports its ErrGoexit.
+func TestUnwindRunsTheRestBeforeAGoexitEndsTheCaller(t *testing.T) {
+	var (
+		s   hooks.Stack
+		rec recorder
+	)
+	mustPush(t, &s, "db", rec.cleanup("db", nil))
+	mustPush(t, &s, "conn", func(context.Context) error { runtime.Goexit(); return nil })
+	mustPush(t, &s, "batch", rec.cleanup("batch", nil))
+	returned := make(chan bool, 2)
+	go func() {
+		defer func() { returned <- false }() // runs first if Unwind returned
+		_ = stack.Unwind(&s, context.Background())
+		returned <- true
+	}()
+	if <-returned {
+		t.Fatal("Unwind returned despite a cleanup's Goexit")
+	}
+	if got := rec.order(); got != "batch,db" {
+		t.Errorf("ran %q, want batch,db", got)
+	}
+	var ce *hooks.CleanupError
+	if err := stack.Stuck(&s, context.Canceled); !errors.As(err, &ce) || ce.Name != "conn" || !errors.Is(err, hooks.ErrGoexit) {
+		t.Errorf("Stuck() after unwinding = %v, want conn's ErrGoexit", err)
 	}
 }
