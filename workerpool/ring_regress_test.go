@@ -5,12 +5,17 @@ package workerpool_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/fxpool/fxpool/resources"
 	"github.com/fxpool/fxpool/workerpool"
+	"go.uber.org/fx"
+	"go.uber.org/zap"
 )
 
 // TestSecondStopWhileTheGrowerLaunches: a second Stop whose budget ends
@@ -65,5 +70,92 @@ func TestSecondStopWhileTheGrowerLaunches(t *testing.T) {
 	wg.Wait()
 	if err := <-first; err != nil {
 		t.Errorf("first Stop: %v", err)
+	}
+}
+
+// TestStopWithResizeNeverHangs: a stop with a budget of a few
+// milliseconds, racing with Resize and tasks, returns — the soak found it
+// looping forever, waking workers that the queue no longer woke: they
+// waited with pills queued.
+func TestStopWithResizeNeverHangs(t *testing.T) {
+	for trial := range 1000 {
+		var p *workerpool.Pool[W]
+		app := fx.New(fx.NopLogger, fx.Supply(zap.NewNop()),
+			workerpool.Provide[W]("stop-resize", workerpool.Workers(10), workerpool.ErrorHandler(func(error) {})),
+			fx.Populate(&p))
+		if err := app.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for _, n := range []int{9, 14, 2, 15} {
+				time.Sleep(time.Duration(trial%7) * 200 * time.Microsecond)
+				_ = p.Resize(n)
+			}
+		})
+		wg.Go(func() {
+			for i := range 30 {
+				_ = p.Go(context.Background(), func(ctx context.Context, _ W) error {
+					if i%3 == 0 {
+						select {
+						case <-ctx.Done():
+						case <-time.After(2 * time.Millisecond):
+						}
+					}
+					return nil
+				})
+			}
+		})
+		time.Sleep(time.Duration(trial%5) * 300 * time.Microsecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Millisecond)
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			_ = p.Stop(ctx, workerpool.Drain)
+			_ = app.Stop(context.Background())
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(20 * time.Second): // a hang guard, not a timing
+			t.Fatalf("trial %d: the stop did not return: %+v", trial, p.Stats())
+		}
+		cancel()
+		wg.Wait()
+	}
+}
+
+// TestStuckReportOfAWorkerWhoseCleanupsReturned: a worker whose cleanups
+// have all returned, without error, but which has not ended yet (here its
+// Events hook holds it) when the stop's budget ends is reported as stuck
+// — the report once held a nil error, whose Error method panicked.
+func TestStuckReportOfAWorkerWhoseCleanupsReturned(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	defer once.Do(func() { close(release) })
+	var p *workerpool.Pool[*a4Flush]
+	app := fx.New(fx.NopLogger, fx.Supply(zap.NewNop()),
+		workerpool.Provide[*a4Flush]("closed-not-ended", workerpool.Workers(1),
+			workerpool.Events(func(e workerpool.Event) {
+				if _, ok := e.(workerpool.WorkerClosed); ok {
+					<-release // the worker has closed, and not ended
+				}
+			}),
+			workerpool.Resources(resources.PerWorker(func() (*a4Flush, func() error, error) {
+				return &a4Flush{}, func() error { return nil }, nil
+			}))),
+		fx.Populate(&p))
+	if err := app.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := p.Stop(ctx, workerpool.Drain)
+	msg := fmt.Sprint(err)
+	if err == nil || strings.Contains(msg, "PANIC") || !strings.Contains(msg, "worker 0") {
+		t.Errorf("Stop = %s; want an error naming worker 0", msg)
+	}
+	once.Do(func() { close(release) })
+	if err := app.Stop(context.Background()); err != nil && !strings.Contains(err.Error(), "worker 0") {
+		t.Errorf("app.Stop: %v", err)
 	}
 }
