@@ -251,8 +251,11 @@ wait:
 		default:
 		}
 		if w.phase.Load() == phaseClosing {
-			errs = append(errs, &workerError{w.id, w.closing.Load().Stuck(context.Cause(ctx))})
-			continue
+			// Nil if its cleanups have all returned, without error, since.
+			if err := w.closing.Load().Stuck(context.Cause(ctx)); err != nil {
+				errs = append(errs, &workerError{w.id, err})
+				continue
+			}
 		}
 		errs = append(errs, &workerError{w.id, fmt.Errorf("stuck %s: %w", w.doing(), context.Cause(ctx))})
 	}
