@@ -107,7 +107,7 @@ func newPool[R any](name string, cfg config, pl *plan.Plan[R], ext []reflect.Val
 		ext:     ext,
 		log:     log.Named("workerpool").With(zap.String("pool", name)),
 		sd:      sd,
-		q:       ring.New[task[R]](cfg.queue, cfg.workers, spinOf(cfg)),
+		q:       ring.New[task[R]](cfg.queue, spinOf(cfg)),
 		closing: make(chan struct{}),
 		abandon: make(chan struct{}),
 		size:    cfg.workers,

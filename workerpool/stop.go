@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -221,35 +222,73 @@ func (p *Pool[R]) awaitStop(ctx context.Context) error {
 // teardown errors joined. If ctx ends first, it names every worker still
 // running and what it is stuck in.
 func (p *Pool[R]) waitWorkers(ctx context.Context, ws []*worker[R]) error {
+	exited := make([]chan struct{}, len(ws))
+	for i, w := range ws {
+		exited[i] = p.exitedOf(w)
+	}
 wait:
-	for _, w := range ws {
-		if w.exited == nil {
+	for _, c := range exited {
+		if c == nil {
 			continue // a slot never used
 		}
 		select {
-		case <-w.exited:
+		case <-c:
 		case <-ctx.Done():
 			break wait
 		}
 	}
 	var errs []error
-	for _, w := range ws {
-		if w.exited == nil {
+	for i, w := range ws {
+		if exited[i] == nil {
 			continue
 		}
 		select {
-		case <-w.exited:
-			if w.err != nil {
-				errs = append(errs, &workerError{w.id, w.err})
+		case <-exited[i]:
+			if err := p.exitErr(w, exited[i]); err != nil {
+				errs = append(errs, &workerError{w.id, err})
 			}
 			continue
 		default:
 		}
 		if w.phase.Load() == phaseClosing {
-			errs = append(errs, &workerError{w.id, w.closing.Load().Stuck(context.Cause(ctx))})
-			continue
+			// Nil if its cleanups have all returned, without error, since.
+			if err := w.closing.Load().Stuck(context.Cause(ctx)); err != nil {
+				errs = append(errs, &workerError{w.id, err})
+				continue
+			}
 		}
 		errs = append(errs, &workerError{w.id, fmt.Errorf("stuck %s: %w", w.doing(), context.Cause(ctx))})
 	}
 	return errors.Join(errs...)
+}
+
+// exitedOf returns the exited channel of w's latest launch. Launches are
+// made under a lock — the grower's under the elastic state's, Resize's
+// under the pool's — and a second stop waits for workers while a first
+// one may not have stopped them yet.
+func (p *Pool[R]) exitedOf(w *worker[R]) chan struct{} {
+	mu := p.launchLock()
+	mu.Lock()
+	defer mu.Unlock()
+	return w.exited
+}
+
+// exitErr returns the teardown error of the launch of w whose exited
+// channel is c, which has been closed; nil if w was launched again since.
+func (p *Pool[R]) exitErr(w *worker[R], c chan struct{}) error {
+	mu := p.launchLock()
+	mu.Lock()
+	defer mu.Unlock()
+	if w.exited != c {
+		return nil
+	}
+	return w.err
+}
+
+// launchLock is the lock that launches after the start are made under.
+func (p *Pool[R]) launchLock() *sync.Mutex {
+	if e := p.elastic; e != nil {
+		return &e.mu
+	}
+	return &p.mu
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -313,7 +314,7 @@ func runWith[R any](tr *trial) {
 		case <-tr.poolStopDone:
 			tr.poolStopped = true
 		case <-time.After(cfg.stopBudget + slack):
-			tr.violate("pool-stop-hang", "the pool's stop did not return %v after its deadline %v", slack, cfg.stopBudget)
+			tr.violate("pool-stop-hang", "the pool's stop did not return %v after its deadline %v; goroutines of the pool:\n%s", slack, cfg.stopBudget, poolStacks())
 			releaseNow()
 			if !waitFor(tr.poolStopDone, slack) {
 				tr.fatal = true
@@ -548,4 +549,19 @@ func resizer[R any](tr *trial, p *workerpool.Pool[R]) {
 			tr.violate("resize-error", "Resize(%d): %v", st.n, err)
 		}
 	}
+}
+
+// poolStacks returns the stacks of the goroutines that run the pool's
+// code, for the report of a stop that hangs.
+func poolStacks() string {
+	buf := make([]byte, 1<<22)
+	buf = buf[:runtime.Stack(buf, true)]
+	var b strings.Builder
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "fxpool/workerpool.") || strings.Contains(g, "fxpool/internal/ring.") {
+			b.WriteString(g)
+			b.WriteString("\n\n")
+		}
+	}
+	return b.String()
 }

@@ -10,19 +10,23 @@
 // send and receive on one lock, which a pool's submitter and its workers
 // take in turn for every task; here they touch different words.
 //
-// Parking uses two channels of tokens, as a semaphore would. A consumer
-// that finds the queue empty counts itself idle, looks again, and only
-// then waits for a token; a producer publishes its value and then, if it
-// sees an idle consumer, sends one. Go's atomics are sequentially
-// consistent, so of the two — the consumer's count and look, the
-// producer's publication and look — one sees the other: a value is never
-// left behind by consumers that all wait. A token is a hint to look again,
-// never a value: one left over (its consumer gave up waiting, or found a
-// value by itself) only costs a look. Full producers park the same way,
-// woken by consumers that make room.
+// Parking uses a channel of tokens, as a semaphore would. A consumer that
+// finds the queue empty registers itself idle, looks again, and only then
+// waits for a token; a producer publishes its value and then, if it sees
+// an idle registration, claims it (a CAS on the count) and sends a token
+// for it. Go's atomics are sequentially consistent, so of the two — the
+// consumer's registration and look, the producer's publication and look —
+// one sees the other. Every registration ends exactly once: claimed by a
+// producer, whose token its consumer — or one that leaves in its stead —
+// takes; or withdrawn by its consumer, which found a value or gave up. A
+// woken consumer always looks again, and one that takes a value while
+// more wait and others are idle wakes one of them: a value is never left
+// behind by consumers that all wait. Full producers park on tokens of
+// their own, sent by consumers that make room.
 package ring
 
 import (
+	"fmt"
 	"runtime"
 	"sync/atomic"
 )
@@ -38,7 +42,7 @@ type Ring[T any] struct {
 	_     [56]byte
 	full  atomic.Int64 // producers that found the queue full and may wait
 	_     [56]byte
-	wake  chan struct{} // tokens for idle consumers
+	wake  chan struct{} // a token per claimed registration of an idle consumer
 	room  chan struct{} // tokens for full producers
 	slots []slot[T]
 	size  uint64 // len(slots)
@@ -54,8 +58,7 @@ type slot[T any] struct {
 	val T
 }
 
-// New returns a queue that holds up to size values, for at most consumers
-// consumers waiting at once (more only wake less promptly). A size of 0
+// New returns a queue that holds up to size values. A size of 0
 // makes a hand-off queue: a value is taken only while a consumer waits for
 // one (Idle is more than Len), and waits in a slot of its own until that
 // consumer takes it.
@@ -66,7 +69,7 @@ type slot[T any] struct {
 // itself, while a yield lets the producer run and a value arrive. Yields
 // cost the most to goroutines locked to their thread, which should not
 // spin.
-func New[T any](size, consumers, spin int) *Ring[T] {
+func New[T any](size, spin int) *Ring[T] {
 	r := &Ring[T]{size: uint64(max(size, 1)), hand: size == 0, spin: spin}
 	if r.size&(r.size-1) == 0 {
 		r.mask = r.size - 1
@@ -75,7 +78,9 @@ func New[T any](size, consumers, spin int) *Ring[T] {
 	for i := range r.slots {
 		r.slots[i].seq.Store(2 * uint64(i))
 	}
-	r.wake = make(chan struct{}, max(consumers, 1))
+	// Tokens take no memory: a buffer as large as any number of consumers
+	// lets a producer send without ever blocking.
+	r.wake = make(chan struct{}, 1<<30)
 	r.room = make(chan struct{}, 1)
 	return r
 }
@@ -106,12 +111,13 @@ func (r *Ring[T]) Len() int {
 	return int(tail - head)
 }
 
-// Idle returns how many consumers wait for a value, or are about to.
+// Idle returns how many consumers wait for a value, or are about to, that
+// no producer has woken yet.
 func (r *Ring[T]) Idle() int { return int(r.idle.Load()) }
 
 // TryPush queues v if there is room now and reports whether it did.
 func (r *Ring[T]) TryPush(v T) bool {
-	if r.hand && r.idle.Load() <= int64(r.Len()) {
+	if r.hand && r.idle.Load() <= 0 {
 		return false
 	}
 	pos := r.tail.Load()
@@ -123,7 +129,7 @@ func (r *Ring[T]) TryPush(v T) bool {
 				s.val = v
 				s.seq.Store(2*pos + 1)
 				if r.idle.Load() > 0 {
-					signal(r.wake)
+					r.wakeOne()
 				}
 				return true
 			}
@@ -150,6 +156,9 @@ func (r *Ring[T]) TryPop() (v T, ok bool) {
 				s.seq.Store(2 * (pos + r.size))
 				if r.full.Load() > 0 {
 					signal(r.room)
+				}
+				if r.idle.Load() > 0 && r.Len() > 0 {
+					r.wakeOne() // more wait: pass the wake on
 				}
 				return v, true
 			}
@@ -178,18 +187,53 @@ func (r *Ring[T]) Pop(a, b <-chan struct{}) (v T, ok bool) {
 			signal(r.room) // a hand-off producer waits for a consumer
 		}
 		if v, ok = r.TryPop(); ok {
-			r.idle.Add(-1)
+			r.withdraw()
 			return v, true
 		}
 		select {
-		case <-r.wake:
-			r.idle.Add(-1)
+		case <-r.wake: // claimed: look again
+			continue
 		case <-a:
-			r.idle.Add(-1)
-			return v, false
 		case <-b:
-			r.idle.Add(-1)
-			return v, false
+		}
+		r.withdraw()
+		// A value that came meanwhile is taken rather than left: the
+		// registration this consumer withdrew may have been the one its
+		// producer claimed.
+		if v, ok = r.TryPop(); ok {
+			return v, true
+		}
+		return v, false
+	}
+}
+
+// wakeOne claims an idle consumer's registration, if there is one, and
+// sends the token that wakes it.
+func (r *Ring[T]) wakeOne() {
+	for {
+		n := r.idle.Load()
+		if n <= 0 {
+			return
+		}
+		if r.idle.CompareAndSwap(n, n-1) {
+			r.wake <- struct{}{}
+			return
+		}
+	}
+}
+
+// withdraw ends the registration of a consumer that stops waiting without
+// a token: it takes back an unclaimed registration or, if a producer has
+// claimed every one, the token sent for one of them.
+func (r *Ring[T]) withdraw() {
+	for {
+		n := r.idle.Load()
+		if n <= 0 {
+			<-r.wake // sent, or about to be, by the producer that claimed it
+			return
+		}
+		if r.idle.CompareAndSwap(n, n-1) {
+			return
 		}
 	}
 }
@@ -242,7 +286,7 @@ func (r *Ring[T]) roomDone() {
 // tell.
 func (r *Ring[T]) hasRoom() bool {
 	if r.hand {
-		return r.idle.Load() > int64(r.Len())
+		return r.idle.Load() > 0 && r.Len() == 0
 	}
 	return r.Len() < int(r.size)
 }
@@ -254,4 +298,10 @@ func signal(c chan struct{}) {
 	case c <- struct{}{}:
 	default:
 	}
+}
+
+// String describes the queue's state, for reports of a stuck pool.
+func (r *Ring[T]) String() string {
+	return fmt.Sprintf("ring{len %d of %d, head %d, tail %d, idle %d, full %d, wake tokens %d, room tokens %d}",
+		r.Len(), r.Cap(), r.head.Load(), r.tail.Load(), r.idle.Load(), r.full.Load(), len(r.wake), len(r.room))
 }

@@ -14,7 +14,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestFIFO(t *testing.T) {
 	for _, size := range []int{1, 3, 5, 8} {
-		r := New[int](size, 1, 2)
+		r := New[int](size, 2)
 		if r.Cap() != size {
 			t.Fatalf("size %d: Cap = %d", size, r.Cap())
 		}
@@ -44,7 +44,7 @@ func TestFIFO(t *testing.T) {
 }
 
 func TestPopGivesUp(t *testing.T) {
-	r := New[int](4, 1, 2)
+	r := New[int](4, 2)
 	stop := make(chan struct{})
 	close(stop)
 	if _, ok := r.Pop(nil, stop); ok {
@@ -60,7 +60,7 @@ func TestPopGivesUp(t *testing.T) {
 }
 
 func TestPushGivesUp(t *testing.T) {
-	r := New[int](2, 1, 2)
+	r := New[int](2, 2)
 	r.TryPush(1)
 	r.TryPush(2)
 	stop := make(chan struct{})
@@ -74,7 +74,7 @@ func TestPushGivesUp(t *testing.T) {
 }
 
 func TestPushWaitsForRoom(t *testing.T) {
-	r := New[int](1, 1, 2)
+	r := New[int](1, 2)
 	r.TryPush(1)
 	pushed := make(chan bool)
 	go func() { pushed <- r.Push(2, nil, nil) }()
@@ -95,7 +95,7 @@ func TestPushWaitsForRoom(t *testing.T) {
 }
 
 func TestHandOff(t *testing.T) {
-	r := New[int](0, 2, 2)
+	r := New[int](0, 2)
 	if r.Cap() != 0 {
 		t.Fatalf("Cap = %d, want 0", r.Cap())
 	}
@@ -129,7 +129,7 @@ func TestManyProducersManyConsumers(t *testing.T) {
 	for _, size := range []int{0, 1, 3, 8, 100} {
 		for _, consumers := range []int{1, 3, 8} {
 			t.Run(fmt.Sprintf("size=%d/consumers=%d", size, consumers), func(t *testing.T) {
-				r := New[[2]int](size, consumers, size%3) // spinning or not
+				r := New[[2]int](size, size%3) // spinning or not
 				var (
 					mu   sync.Mutex
 					seen = make([][]bool, producers)
@@ -237,7 +237,7 @@ func BenchmarkQueue(b *testing.B) {
 				wg.Wait()
 			})
 			b.Run(fmt.Sprintf("size=%d/consumers=%d/impl=ring", size, consumers), func(b *testing.B) {
-				r := New[int](size, consumers, 2)
+				r := New[int](size, 2)
 				var wg sync.WaitGroup
 				for range consumers {
 					wg.Go(func() {
@@ -256,6 +256,50 @@ func BenchmarkQueue(b *testing.B) {
 				}
 				wg.Wait()
 			})
+		}
+	}
+}
+
+// TestConsumersThatLeave: consumers that end after taking a value (a
+// pool's worker that takes its pill) must not take with them the wake-up
+// another waiting consumer needed. Each round ends with one pill per
+// consumer, pushed by several producers among other values; every
+// consumer must get one. The first version of the queue sent tokens that
+// any consumer could take, and lost some: a round now and then ended with
+// consumers waiting and pills queued.
+func TestConsumersThatLeave(t *testing.T) {
+	const consumers, producers = 10, 3
+	for round := range 2000 {
+		r := New[int](40, round%3)
+		var wg sync.WaitGroup
+		for range consumers {
+			wg.Go(func() {
+				for {
+					if v, _ := r.Pop(nil, nil); v < 0 {
+						return // a pill
+					}
+				}
+			})
+		}
+		var prod sync.WaitGroup
+		for p := range producers {
+			prod.Go(func() {
+				for i := range (round + p) % 7 {
+					r.Push(i, nil, nil)
+				}
+				for i := p; i < consumers; i += producers {
+					r.Push(-1, nil, nil)
+					r.TryPush(0)
+				}
+			})
+		}
+		prod.Wait()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second): // a hang guard, not a timing
+			t.Fatalf("round %d: consumers still waiting with pills queued: %v", round, r)
 		}
 	}
 }
