@@ -62,12 +62,14 @@ func (g *Group[R]) Go(task func(context.Context, R) error) {
 // does, and reports whether it did. A task it did not submit does not
 // fail the group.
 func (g *Group[R]) TryGo(task func(context.Context, R) error) bool {
-	if task == nil || !g.p.accepting.Load() || g.ctx.Err() != nil {
+	if task == nil || g.ctx.Err() != nil || !g.p.admit() {
 		return false
 	}
 	g.wg.Add(1)
 	t := taskOf(g.ctx, true, task, g)
-	if !g.p.q.TryPush(t) {
+	ok := g.p.q.TryPush(t)
+	g.p.submitting.Add(-1)
+	if !ok {
 		g.wg.Done()
 		return false
 	}

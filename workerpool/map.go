@@ -148,8 +148,7 @@ type mapTask[R, In, Out any] struct {
 func (t *mapTask[R, In, Out]) run(ctx context.Context, r R) error {
 	t.began.Store(true) // before the look at ctx: see the deferred drain
 	if err := context.Cause(ctx); err != nil {
-		t.settle(*new(Out), err)
-		return err
+		return notRun{err} // the worker reports it, as not run
 	}
 	v, err := t.m.f(ctx, r, t.x)
 	t.settle(v, err)

@@ -61,9 +61,15 @@ type Pool[R any] struct {
 
 	// The submit path reads only atomics and the queue.
 	q         *ring.Ring[task[R]] // never closed: see enqueue
-	accepting atomic.Bool         // state == serving
-	swept     atomic.Bool         // the last sweep of the queue is done: see queued
-	dropping  atomic.Bool         // workers report queued tasks as not run
+	accepting atomic.Bool         // state == serving or stopping
+	// submitting counts the submissions between their look at accepting
+	// and the end of their push: see admit. Submitters write it twice a
+	// task: on a cache line of its own, away from what workers read.
+	_          [64]byte
+	submitting atomic.Int64
+	_          [56]byte
+	swept      atomic.Bool // the last sweep of the queue is done: see queued
+	dropping   atomic.Bool // workers report queued tasks as not run
 
 	mu        sync.Mutex
 	state     state                         // guarded by mu; see transition

@@ -184,14 +184,15 @@ func taskOf[R any](ctx context.Context, bound bool, fn func(context.Context, R) 
 // blocks. It returns false if the queue is full, the pool is not serving,
 // or task is nil.
 func (p *Pool[R]) TryGo(task func(context.Context, R) error) bool {
-	if task == nil || !p.accepting.Load() {
+	if task == nil || !p.admit() {
 		return false
 	}
-	if !p.q.TryPush(taskOf[R](context.Background(), false, task, nil)) {
-		return false
+	ok := p.q.TryPush(taskOf[R](context.Background(), false, task, nil))
+	p.submitting.Add(-1)
+	if ok {
+		p.queued()
 	}
-	p.queued()
-	return true
+	return ok
 }
 
 // Do submits a task and waits for it. It returns the task's error, a
@@ -245,16 +246,44 @@ var waiters = sync.Pool{New: func() any { return &waiter{ch: make(chan error, 1)
 // queue, or — if it arrived after that sweep — is dropped by its submitter
 // in queued. It is never left behind unreported.
 func (p *Pool[R]) enqueue(ctx context.Context, t task[R]) error {
-	if !p.accepting.Load() {
+	if !p.admit() {
 		return p.refusal()
 	}
 	if !p.q.TryPush(t) {
 		if err := p.enqueueSlow(ctx, t); err != nil {
+			p.submitting.Add(-1)
 			return err
 		}
 	}
+	p.submitting.Add(-1)
 	p.queued()
 	return nil
+}
+
+// admit reports whether the pool takes a task now; if it does, the
+// caller pushes it and then decrements p.submitting. The count is what
+// makes a Drain run every task a submitter was told was taken: a stop
+// refuses new tasks and then waits for the submissions that were admitted
+// before (awaitSubmitters), so that each is queued ahead of the pills.
+// Counting first and then looking — while the stop refuses first and
+// then counts — one of the two sees the other.
+func (p *Pool[R]) admit() bool {
+	p.submitting.Add(1)
+	if !p.accepting.Load() {
+		p.submitting.Add(-1)
+		return false
+	}
+	return true
+}
+
+// awaitSubmitters waits, once the pool refuses new tasks, for the
+// submissions admitted before to be queued or given up: their submitters
+// only push, or wait for room until the pool's closing channel — closed
+// with the refusal — tells them to give up.
+func (p *Pool[R]) awaitSubmitters() {
+	for p.submitting.Load() != 0 {
+		runtime.Gosched()
+	}
 }
 
 // enqueueSlow waits for room in the queue. With no more workers than Ps,

@@ -100,11 +100,13 @@ func (p *Pool[R]) shutdown(ctx context.Context, policy StopPolicy) error {
 	p.transition(stateDraining, stateStopping, stateFailed)
 	switch policy {
 	case Cancel:
-		p.dropQueued()
-		p.sweep() // report what is queued now, before any pill is
+		p.dropQueued() // a task taken from now on is reported as not run
 	case DropQueued:
 		p.dropping.Store(true)
-		p.sweep()
+	}
+	p.awaitSubmitters() // every task taken is queued ahead of the pills
+	if policy != Drain {
+		p.sweep() // report what is queued now, before any pill is
 	}
 
 	live, pills := p.all(), p.pills()

@@ -353,8 +353,20 @@ func (w *worker[R]) handle(t *task[R]) {
 	if !w.cur.control() { // a recovered panic(nil) under GODEBUG=panicnil=1
 		w.cur = task[R]{}
 	}
+	if nr, ok := err.(notRun); ok && !panicked {
+		p.dropped.Add(1) // before its submitter hears
+		p.tell(*t, NotRun, nr.cause)
+		return
+	}
 	w.after(t, err, panicked)
 }
+
+// notRun is returned by a job that found, once it began, that it must
+// not run — its context had ended — for the worker to report it as a
+// task that never ran.
+type notRun struct{ cause error }
+
+func (e notRun) Error() string { return "not run: " + e.cause.Error() }
 
 // track publishes the cancel func of a Map's tasks' context, which the
 // worker's task is about to run in, so that the pool's stop can cancel
