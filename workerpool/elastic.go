@@ -101,9 +101,8 @@ func (w *worker[R]) nextElastic(t *task[R]) bool {
 	for {
 		timeout := make(chan struct{})
 		timer := p.cfg.clock.AfterFunc(p.cfg.idle, func() { close(timeout) })
-		if got, ok := p.q.Pop(p.abandon, timeout); ok {
+		if p.q.Pop(t, p.abandon, timeout) {
 			timer.Stop()
-			*t = got
 			if p.q.Len() > 0 && p.q.Idle() == 0 {
 				e.wake() // tasks still wait and this worker is taken: maybe grow
 			}
@@ -129,7 +128,7 @@ func (p *Pool[R]) retire() (t task[R], got, retired bool) {
 	e := p.elastic
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if t, ok := p.q.TryPop(); ok {
+	if p.q.TryPop(&t) {
 		return t, true, false
 	}
 	if e.stopping || e.live <= p.cfg.minWorkers {

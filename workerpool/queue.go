@@ -342,8 +342,8 @@ func (p *Pool[R]) finalSweep() {
 // sweep reports every task in the queue now as not run.
 func (p *Pool[R]) sweep() {
 	for {
-		t, ok := p.q.TryPop()
-		if !ok {
+		var t task[R]
+		if !p.q.TryPop(&t) {
 			return
 		}
 		if !t.control() { // not a pill left by a worker that never took it

@@ -237,9 +237,7 @@ func (w *worker[R]) next(t *task[R]) bool {
 		case w.ending():
 			return false
 		default:
-			if got, ok := p.q.TryPop(); ok {
-				*t = got
-			} else if !w.wait(t) {
+			if !p.q.TryPop(t) && !w.wait(t) {
 				return false
 			}
 		}
@@ -279,7 +277,7 @@ func (w *worker[R]) wait(t *task[R]) bool {
 	if w.ending() {
 		return false
 	}
-	*t, _ = p.q.Pop(nil, nil)
+	p.q.Pop(t, nil, nil)
 	return true
 }
 

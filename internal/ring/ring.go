@@ -140,17 +140,19 @@ func (r *Ring[T]) TryPush(v T) bool {
 	}
 }
 
-// TryPop takes the oldest value if there is one now. It reports false
-// also while the oldest value's producer has claimed its slot but not
-// published it yet; that producer wakes a consumer when it does.
-func (r *Ring[T]) TryPop() (v T, ok bool) {
+// TryPop takes the oldest value, if there is one now, into dst. It
+// reports false also while the oldest value's producer has claimed its
+// slot but not published it yet; that producer wakes a consumer when it
+// does. The value is written to dst, not returned: no copy of it sits in
+// the frames of an idle consumer, whose stack stays small.
+func (r *Ring[T]) TryPop(dst *T) bool {
 	pos := r.head.Load()
 	for {
 		s := r.at(pos)
 		switch seq := s.seq.Load(); {
 		case seq == 2*pos+1:
 			if r.head.CompareAndSwap(pos, pos+1) {
-				v = s.val
+				*dst = s.val
 				var zero T
 				s.val = zero
 				s.seq.Store(2 * (pos + r.size))
@@ -160,35 +162,39 @@ func (r *Ring[T]) TryPop() (v T, ok bool) {
 				if r.idle.Load() > 0 && r.Len() > 0 {
 					r.wakeOne() // more wait: pass the wake on
 				}
-				return v, true
+				return true
 			}
 		case seq < 2*pos+1: // not published yet: empty
-			return v, false
+			return false
 		}
 		pos = r.head.Load()
 	}
 }
 
-// Pop takes the oldest value, waiting for one until a or b is closed or
-// receives; it reports false then. A nil channel never does.
-func (r *Ring[T]) Pop(a, b <-chan struct{}) (v T, ok bool) {
+// Pop takes the oldest value into dst, waiting for one until a or b is
+// closed or receives; it reports false then. A nil channel never does.
+func (r *Ring[T]) Pop(dst *T, a, b <-chan struct{}) bool {
 	for {
-		if v, ok = r.TryPop(); ok {
-			return v, true
+		if r.TryPop(dst) {
+			return true
 		}
 		for range r.spin {
 			runtime.Gosched()
-			if v, ok = r.TryPop(); ok {
-				return v, true
+			if r.TryPop(dst) {
+				return true
 			}
 		}
 		r.idle.Add(1)
 		if r.hand && r.full.Load() > 0 {
 			signal(r.room) // a hand-off producer waits for a consumer
 		}
-		if v, ok = r.TryPop(); ok {
+		if r.TryPop(dst) {
 			r.withdraw()
-			return v, true
+			return true
+		}
+		if a == nil && b == nil {
+			<-r.wake // claimed: look again. A plain receive keeps an idle
+			continue // consumer's stack small: select's frame is large.
 		}
 		select {
 		case <-r.wake: // claimed: look again
@@ -200,10 +206,7 @@ func (r *Ring[T]) Pop(a, b <-chan struct{}) (v T, ok bool) {
 		// A value that came meanwhile is taken rather than left: the
 		// registration this consumer withdrew may have been the one its
 		// producer claimed.
-		if v, ok = r.TryPop(); ok {
-			return v, true
-		}
-		return v, false
+		return r.TryPop(dst)
 	}
 }
 

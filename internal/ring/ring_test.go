@@ -31,12 +31,13 @@ func TestFIFO(t *testing.T) {
 				t.Fatalf("size %d: Len = %d, full", size, r.Len())
 			}
 			for i := range size {
-				v, ok := r.TryPop()
+				var v int
+				ok := r.TryPop(&v)
 				if !ok || v != round*100+i {
 					t.Fatalf("size %d: TryPop = %d, %v; want %d", size, v, ok, round*100+i)
 				}
 			}
-			if v, ok := r.TryPop(); ok {
+			if v := 0; r.TryPop(&v) {
 				t.Fatalf("size %d: TryPop of an empty queue gave %d", size, v)
 			}
 		}
@@ -47,14 +48,15 @@ func TestPopGivesUp(t *testing.T) {
 	r := New[int](4, 2)
 	stop := make(chan struct{})
 	close(stop)
-	if _, ok := r.Pop(nil, stop); ok {
+	var v int
+	if r.Pop(&v, nil, stop) {
 		t.Fatal("Pop of an empty queue with a closed channel reported a value")
 	}
 	if r.Idle() != 0 {
 		t.Fatalf("Idle = %d after Pop gave up", r.Idle())
 	}
 	r.TryPush(7)
-	if v, ok := r.Pop(stop, stop); !ok || v != 7 {
+	if ok := r.Pop(&v, stop, stop); !ok || v != 7 {
 		t.Fatalf("Pop = %d, %v; want the queued 7", v, ok)
 	}
 }
@@ -83,13 +85,14 @@ func TestPushWaitsForRoom(t *testing.T) {
 		t.Fatal("Push returned while the queue was full")
 	case <-time.After(20 * time.Millisecond):
 	}
-	if v, _ := r.TryPop(); v != 1 {
+	var v int
+	if r.TryPop(&v); v != 1 {
 		t.Fatalf("popped %d, want 1", v)
 	}
 	if !<-pushed {
 		t.Fatal("Push failed")
 	}
-	if v, _ := r.TryPop(); v != 2 {
+	if r.TryPop(&v); v != 2 {
 		t.Fatalf("popped %d, want 2", v)
 	}
 }
@@ -104,7 +107,8 @@ func TestHandOff(t *testing.T) {
 	}
 	got := make(chan int)
 	go func() {
-		v, _ := r.Pop(nil, nil)
+		var v int
+		r.Pop(&v, nil, nil)
 		got <- v
 	}()
 	pushed := make(chan bool)
@@ -154,7 +158,8 @@ func TestManyProducersManyConsumers(t *testing.T) {
 								giveUp = make(chan struct{})
 								close(giveUp)
 							}
-							v, ok := r.Pop(done, giveUp)
+							var v [2]int
+							ok := r.Pop(&v, done, giveUp)
 							if !ok {
 								select {
 								case <-done:
@@ -242,7 +247,7 @@ func BenchmarkQueue(b *testing.B) {
 				for range consumers {
 					wg.Go(func() {
 						for {
-							if v, _ := r.Pop(nil, nil); v < 0 {
+							if v := 0; r.Pop(&v, nil, nil) && v < 0 {
 								return
 							}
 						}
@@ -275,7 +280,7 @@ func TestConsumersThatLeave(t *testing.T) {
 		for range consumers {
 			wg.Go(func() {
 				for {
-					if v, _ := r.Pop(nil, nil); v < 0 {
+					if v := 0; r.Pop(&v, nil, nil) && v < 0 {
 						return // a pill
 					}
 				}
