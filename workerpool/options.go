@@ -208,8 +208,9 @@ func (privateOption) String() string        { return "workerpool.Private()" }
 // [Pool.TryGo], whose submitters do not wait for them, and the [ErrClosed]
 // of such tasks that never ran. It runs on the worker's goroutine and must
 // be safe for concurrent use; a panic in it is logged, and the worker goes
-// on. The default logs each error to the app's *zap.Logger or, if it has
-// none, to standard error.
+// on. The task it hears of is counted in [Pool.Stats] already. The default
+// logs each error to the app's *zap.Logger or, if it has none, to standard
+// error.
 func ErrorHandler(f func(error)) Option { return errorHandlerOption{f} }
 
 type errorHandlerOption struct{ f func(error) }

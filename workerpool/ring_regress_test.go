@@ -159,3 +159,30 @@ func TestStuckReportOfAWorkerWhoseCleanupsReturned(t *testing.T) {
 		t.Errorf("app.Stop: %v", err)
 	}
 }
+
+// TestErrorHandlerFindsTheTaskInStats: the ErrorHandler that hears of a
+// failed task of Go finds it counted in Stats, as a submitter that hears
+// of its task does. The count of tasks of Go is published when the worker
+// turns idle; the handler, which runs before, read one task too few (a CI
+// run under load failed TestErrorHandlerGetsErrorsOfGo on it).
+func TestErrorHandlerFindsTheTaskInStats(t *testing.T) {
+	var p *workerpool.Pool[W]
+	seen := make(chan workerpool.Stats, 1)
+	app := fx.New(fx.NopLogger, fx.Supply(zap.NewNop()),
+		workerpool.Provide[W]("handler-stats", workerpool.Workers(1),
+			workerpool.ErrorHandler(func(error) { seen <- p.Stats() })),
+		fx.Populate(&p))
+	if err := app.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = app.Stop(context.Background()) }()
+	boom := errors.New("boom")
+	for i := range 3 {
+		if err := p.Go(context.Background(), func(context.Context, W) error { return boom }); err != nil {
+			t.Fatal(err)
+		}
+		if s := <-seen; s.Done != uint64(i+1) || s.Failed != uint64(i+1) {
+			t.Errorf("task %d: the ErrorHandler found Stats %+v, want Done and Failed %d", i+1, s, i+1)
+		}
+	}
+}

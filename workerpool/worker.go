@@ -507,8 +507,9 @@ func (w *worker[R]) exec(ctx context.Context, t *task[R]) (err error, panicked b
 func (w *worker[R]) after(t *task[R], err error, faulted bool) {
 	p := w.p
 	w.ran++
-	if t.res != nil || w.ran%publishEvery == 0 {
-		// A submitter who hears of its task finds it in Stats.
+	if t.res != nil || err != nil || w.ran%publishEvery == 0 {
+		// A submitter who hears of its task finds it in Stats, and so
+		// does the ErrorHandler of a task of Go that failed.
 		w.publish(t.res == nil)
 	}
 	if p.cfg.checkIdle > 0 {
