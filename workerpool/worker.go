@@ -49,6 +49,12 @@ type worker[R any] struct {
 	// exitedOpen is the error of an open that a constructor's Goexit cut
 	// short: see openExited.
 	exitedOpen error
+	// The close under way, for a cleanup's Goexit: see goexited.
+	closePrev  int32     // the phase the close returns to
+	closeBegan time.Time // when it began
+	// The rebuild under way, for a cleanup's Goexit: see goexited.
+	rebuildWhy   rebuildReason
+	rebuildCause error
 
 	phase   atomic.Int32
 	opening atomic.Pointer[string]        // the resource being opened, for reports
@@ -165,6 +171,25 @@ func (w *worker[R]) goexited() {
 		})
 		return
 	}
+	if w.scope != nil && w.phase.Load() == phaseClosing && w.closing.Load() == w.scope {
+		// In a cleanup: the scope ran the cleanups behind it before the
+		// goroutine ended, and its errors name this one's Goexit, as a
+		// panic's. The close ends as it would have, and so does what it
+		// was part of: the worker's last close, or a rebuild.
+		err := w.closed(w.closing.Load().Stuck(nil))
+		if w.final {
+			w.err = err
+			p.spawn(w, func() bool { return false })
+			return
+		}
+		why, cause := w.rebuildWhy, w.rebuildCause
+		p.spawn(w, func() bool {
+			w.reopen(why, cause)
+			w.phase.Store(phaseServing)
+			return true
+		})
+		return
+	}
 	// A Goexit outside a task — in a constructor, a cleanup, a health check
 	// or a callback — loses what it was doing: a constructor's partly
 	// opened resources, a cleanup's remaining ones. The Goexit is an error
@@ -190,8 +215,9 @@ func (w *worker[R]) goexited() {
 		w.run = nil
 		run.end() // the next worker may open
 		p.spawn(w, func() bool { return run.report(w.id, err) })
-	default: // opening, closing or checking for a rebuild, or in a callback
+	default: // opening or checking for a rebuild, or in a callback
 		w.phase.Store(phaseRebuilding)
+		w.rebuildWhy, w.rebuildCause = restart, err
 		p.spawn(w, func() bool {
 			if w.scope != nil { // intact after a callback; a no-op if a cleanup was running
 				ctx, cancel := p.closeContext()
@@ -645,19 +671,26 @@ func (w *worker[R]) adopt(scope *plan.Scope[R]) {
 func (w *worker[R]) close(ctx context.Context) error {
 	p := w.p
 	w.closing.Store(w.scope)
-	prev := w.phase.Swap(phaseClosing)
-	began := p.cfg.clock.Now()
+	w.closePrev = w.phase.Swap(phaseClosing)
+	w.closeBegan = p.cfg.clock.Now()
 	if w.aging != nil {
 		w.aging.Stop()
 		w.aging = nil
 	}
 	w.expired.Store(false)
-	err := w.scope.Unwind(ctx)
+	return w.closed(w.scope.Unwind(ctx))
+}
+
+// closed ends a close whose cleanups have all run, with their errors err:
+// by close, or by goexited after a cleanup's Goexit (the scope ran the
+// cleanups behind it before the goroutine ended).
+func (w *worker[R]) closed(err error) error {
+	p := w.p
 	w.scope = nil
 	var zero R
 	w.r = zero
-	p.record(WorkerClosed{Worker: w.identity(), Took: p.cfg.clock.Now().Sub(began), Err: err})
-	w.phase.Store(prev)
+	p.record(WorkerClosed{Worker: w.identity(), Took: p.cfg.clock.Now().Sub(w.closeBegan), Err: err})
+	w.phase.Store(w.closePrev)
 	return err
 }
 
@@ -701,6 +734,7 @@ func (r rebuildReason) String() string {
 func (w *worker[R]) rebuild(why rebuildReason, cause error) {
 	p := w.p
 	w.phase.Store(phaseRebuilding)
+	w.rebuildWhy, w.rebuildCause = why, cause
 	if w.scope != nil {
 		// Not cancelled with the tasks: a batch must still commit.
 		ctx, cancel := p.closeContext()

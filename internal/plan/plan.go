@@ -567,15 +567,20 @@ func openFailed(c *decl.Ctor, err error) error {
 func (p *Plan[R]) observed(name string, w resources.Worker, cleanup func(context.Context) error) hooks.Cleanup {
 	return func(ctx context.Context) (err error) {
 		began := time.Now()
+		returned := false
 		defer func() {
-			// A panic is recovered by the stack; the observer sees it as an
-			// error all the same.
+			// A panic is recovered by the stack, and a Goexit goes on; the
+			// observer sees either as an error all the same.
 			if perr := safe.Recovered(recover()); perr != nil {
 				err = perr
+			} else if !returned {
+				err = hooks.ErrGoexit
 			}
 			p.observe(Event{Resource: name, Worker: w, Closed: true, Took: time.Since(began), Err: err})
 		}()
-		return cleanup(ctx)
+		err = cleanup(ctx)
+		returned = true
+		return err
 	}
 }
 
