@@ -224,14 +224,12 @@ func (p *Pool[R]) Stats() Stats {
 }
 
 // spinOf is how many times a worker that finds the queue empty yields
-// before it waits: without a yield, a worker parked and readied for each
-// task made Go with two workers 1.7 times slower; a second yield gained
-// nothing measurable and cost an idle worker 3% more memory (some
-// workers' stacks grow while they yield). A worker locked to its thread
-// does not yield: its thread would be handed off.
+// before it waits: a worker parked and readied for each task cost Go
+// about a fifth more with two workers (bench/BENCHMARKS.md). A worker
+// locked to its thread does not yield: its thread would be handed off.
 func spinOf(cfg config) int {
 	if cfg.lockThread {
 		return 0
 	}
-	return 1
+	return 2
 }
