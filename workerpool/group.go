@@ -62,18 +62,14 @@ func (g *Group[R]) Go(task func(context.Context, R) error) {
 // does, and reports whether it did. A task it did not submit does not
 // fail the group.
 func (g *Group[R]) TryGo(task func(context.Context, R) error) bool {
-	if task == nil || g.ctx.Err() != nil || !g.p.admit() {
+	if task == nil || g.ctx.Err() != nil {
 		return false
 	}
-	g.wg.Add(1)
-	t := taskOf(g.ctx, true, task, g)
-	ok := g.p.q.TryPush(t)
-	g.p.submitting.Add(-1)
-	if !ok {
+	g.wg.Add(1) // before a worker can finish it
+	if !g.p.tryEnqueue(taskOf(g.ctx, true, task, g)) {
 		g.wg.Done()
 		return false
 	}
-	g.p.queued()
 	return true
 }
 

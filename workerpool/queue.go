@@ -184,10 +184,16 @@ func taskOf[R any](ctx context.Context, bound bool, fn func(context.Context, R) 
 // blocks. It returns false if the queue is full, the pool is not serving,
 // or task is nil.
 func (p *Pool[R]) TryGo(task func(context.Context, R) error) bool {
-	if task == nil || !p.admit() {
+	return task != nil && p.tryEnqueue(taskOf[R](context.Background(), false, task, nil))
+}
+
+// tryEnqueue puts t in the queue if the pool takes tasks and the queue
+// has room now, and reports whether it did.
+func (p *Pool[R]) tryEnqueue(t task[R]) bool {
+	if !p.admit() {
 		return false
 	}
-	ok := p.q.TryPush(taskOf[R](context.Background(), false, task, nil))
+	ok := p.q.TryPush(t)
 	p.submitting.Add(-1)
 	if ok {
 		p.queued()
@@ -240,11 +246,13 @@ var waiters = sync.Pool{New: func() any { return &waiter{ch: make(chan error, 1)
 // enqueue puts t in the queue, waiting for room until ctx is done or the
 // pool closes.
 //
-// Submitting takes no lock: the queue is never closed, so a submitter that
-// saw the pool open may still send after it began to stop. Such a late task
-// either reaches a worker, is dropped by the stop's last sweep of the
-// queue, or — if it arrived after that sweep — is dropped by its submitter
-// in queued. It is never left behind unreported.
+// Submitting takes no lock: a submission counts itself while it pushes
+// (admit), and a stop waits for those admitted before its refusal, so
+// that under Drain each is queued ahead of the pills. A task that still
+// arrives late — after a pool failed, say — either reaches a worker, is
+// dropped by the stop's last sweep of the queue, or, if it arrived after
+// that sweep, is dropped by its submitter in queued. It is never left
+// behind unreported.
 func (p *Pool[R]) enqueue(ctx context.Context, t task[R]) error {
 	if !p.admit() {
 		return p.refusal()

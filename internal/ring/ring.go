@@ -58,10 +58,10 @@ type slot[T any] struct {
 	val T
 }
 
-// New returns a queue that holds up to size values. A size of 0
-// makes a hand-off queue: a value is taken only while a consumer waits for
-// one (Idle is more than Len), and waits in a slot of its own until that
-// consumer takes it.
+// New returns a queue that holds up to size values. A size of 0 makes a
+// hand-off queue: a value is taken only while a consumer waits for one
+// that no producer has woken yet (Idle is more than 0), and waits in a
+// slot of its own until a consumer takes it.
 //
 // A Pop that finds the queue empty yields its processor up to spin times,
 // looking again after each, before it waits: a consumer parked and woken
