@@ -110,8 +110,9 @@ func (w *worker[R]) loop(boot func() bool) {
 		}
 	}()
 	var (
-		ctx    context.Context
-		cancel context.CancelFunc
+		ctx     context.Context
+		cancel  context.CancelFunc
+		retired bool
 	)
 	serve := boot == nil || boot()
 	if serve && boot != nil && !w.p.cfg.lockThread {
@@ -123,13 +124,18 @@ func (w *worker[R]) loop(boot func() bool) {
 		return
 	}
 	if serve {
-		ctx, cancel = w.serve()
+		ctx, cancel, retired = w.serve()
 	} else {
 		ctx, cancel = w.p.closeContext()
 	}
 	if w.scope != nil {
 		w.final = true
 		w.err = w.close(ctx)
+		if retired {
+			// Its WorkerClosed event reported the error: a stop reports
+			// only the closes it made, however long after this one.
+			w.err = nil
+		}
 	}
 	cancel()
 	normal = true
@@ -235,18 +241,25 @@ func (w *worker[R]) goexited() {
 
 // serve runs tasks until the worker is told to end — by a pill, by retiring
 // from an elastic pool or after a Resize, or because the stop gave up
-// waiting — and returns the context to close its resources with.
-func (w *worker[R]) serve() (context.Context, context.CancelFunc) {
+// waiting — and returns the context to close its resources with, and
+// whether the worker retired, before any stop.
+func (w *worker[R]) serve() (ctx context.Context, cancel context.CancelFunc, retired bool) {
 	w.phase.Store(phaseServing)
 	var t task[R] // the task at hand, passed by pointer: it is five words
 	for w.next(&t) {
 		if t.control() { // a pill: next takes the wake-ups
 			w.idle()
-			return t.ctx, func() {}
+			return t.ctx, func() {}, false
 		}
 		w.handle(&t)
 	}
-	return w.p.closeContext()
+	select {
+	case <-w.p.abandon: // the stop gave up: it may still wait, and report
+	default:
+		retired = true
+	}
+	ctx, cancel = w.p.closeContext()
+	return ctx, cancel, retired
 }
 
 // next waits for a task and puts it in t. It reports false if the worker
@@ -624,7 +637,7 @@ func (w *worker[R]) open(ctx context.Context) error {
 	p := w.p
 	w.gen = w.opens
 	began := p.cfg.clock.Now()
-	scope, err := p.plan.OpenWith(ctx, w.identity(), p.ext, plan.OpenOptions{Begin: w.begin, CloseTimeout: p.cfg.closeTimeout, Goexit: w.openExited})
+	scope, err := p.plan.OpenWith(ctx, w.identity(), p.ext, plan.OpenOptions{Begin: w.begin, CloseTimeout: p.cfg.closeTimeout, OnCaller: p.cfg.lockThread, Goexit: w.openExited})
 	w.opening.Store(nil)
 	w.opened(began, err)
 	if err != nil {

@@ -381,6 +381,12 @@ type OpenOptions struct {
 	Begin func(resource *string)
 	// CloseTimeout, if positive, bounds the rollback of a failed open.
 	CloseTimeout time.Duration
+	// OnCaller runs the rollback of a failed open on the calling goroutine,
+	// as [Scope.Unwind] does, rather than on one of its own: for a worker
+	// locked to its OS thread, whose resources must close on the thread
+	// they opened on. The rollback then returns only once every cleanup
+	// has; CloseTimeout is still the deadline of their context.
+	OnCaller bool
 	// Goexit, if not nil, is called when a constructor calls
 	// runtime.Goexit, which no open survives: with the resource and its
 	// constructor, once what opened before it has been closed, with the
@@ -428,6 +434,10 @@ func (at *opening[R]) goexited(ctx context.Context, o OpenOptions) {
 	}
 	var err error
 	if at.scope != nil {
+		// On a goroutine of its own: a cleanup's Goexit now would end this
+		// deferred call too. (The thread a locked worker opened on ends
+		// with the Goexit anyway.)
+		o.OnCaller = false
 		err = rollbackOf[R](ctx, o)(at.scope)
 	}
 	o.Goexit(at.ctor.Name, at.ctor.Where, err)
@@ -442,6 +452,9 @@ func rollbackOf[R any](ctx context.Context, o OpenOptions) func(*Scope[R]) error
 			rctx, cancel = context.WithTimeout(rctx, o.CloseTimeout)
 		}
 		defer cancel()
+		if o.OnCaller {
+			return s.Unwind(rctx)
+		}
 		return s.Close(rctx)
 	}
 }
