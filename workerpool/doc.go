@@ -46,7 +46,7 @@
 //	new ─start─▶ starting ─all open─▶ serving ─stop─▶ stopping ─feeders done─▶ draining ─▶ stopped
 //	 │              │                    │               │                         ▲
 //	 │              │                    └─MaxRestarts─▶ failed ───stop─────────────┘
-//	 │              └─an open failed, or the budget ran out: rolled back ─▶ stopped
+//	 │              └─an open failed, the budget ran out or a stop came: rolled back ─▶ stopped
 //	 └─stop before start ─▶ stopped
 //
 // Serving and stopping take tasks (stopping lets feeders hand in their
@@ -54,7 +54,9 @@
 // [ErrNotStarted]; from failed, draining or stopped, [ErrClosed]. A failed
 // pool keeps its workers' resources until it is stopped. A pool starts
 // once: a second start after a stop fails with [ErrClosed]. A stop while
-// another is under way waits for it and returns its result.
+// another is under way waits for it and returns its result. A [Pool.Stop]
+// while the pool starts makes the start give up: it rolls back and fails
+// with [ErrClosed], and the stop returns once the rollback is over.
 //
 // # Starting
 //

@@ -72,16 +72,20 @@ type Pool[R any] struct {
 	dropping   atomic.Bool // workers report queued tasks as not run
 
 	mu        sync.Mutex
-	state     state                         // guarded by mu; see transition
-	stopBegun bool                          // a stop has begun: a second one waits for it; guarded by mu
-	closing   chan struct{}                 // closed when the pool stops taking tasks
-	abandon   chan struct{}                 // closed when a stop gives up waiting: late workers end alone
-	stopped   chan struct{}                 // closed when the first stop has returned
-	stopErr   error                         // the first stop's error, set before stopped closes
-	guarded   *time.Timer                   // StopGuard's: begins the stop if fx is late; guarded by mu
-	feeders   []func(context.Context) error // see AddFeeder; guarded by mu
-	size      int                           // a fixed pool's workers, as Resize sets; guarded by mu
-	excess    atomic.Int32                  // workers of a fixed pool to retire: see Resize
+	state     state         // guarded by mu; see transition
+	stopBegun bool          // a stop has begun: a second one waits for it; guarded by mu
+	closing   chan struct{} // closed when the pool stops taking tasks
+	abandon   chan struct{} // closed when a stop gives up waiting: late workers end alone
+	stopped   chan struct{} // closed when the first stop has returned
+	stopErr   error         // the first stop's error, set before stopped closes
+	// cancelStart makes the start under way give up, for a stop that comes
+	// while the pool starts; startEnded is closed when the start returns.
+	cancelStart context.CancelCauseFunc // guarded by mu
+	startEnded  chan struct{}
+	guarded     *time.Timer                   // StopGuard's: begins the stop if fx is late; guarded by mu
+	feeders     []func(context.Context) error // see AddFeeder; guarded by mu
+	size        int                           // a fixed pool's workers, as Resize sets; guarded by mu
+	excess      atomic.Int32                  // workers of a fixed pool to retire: see Resize
 
 	// The pool's own contexts, ended with a cause. life ends when the pool
 	// stops taking tasks: workers stop retrying opens. tasks is the parent
@@ -118,6 +122,8 @@ func newPool[R any](name string, cfg config, pl *plan.Plan[R], ext []reflect.Val
 		abandon: make(chan struct{}),
 		size:    cfg.workers,
 		stopped: make(chan struct{}),
+
+		startEnded: make(chan struct{}),
 	}
 	p.life, p.endLife = context.WithCancelCause(context.Background())
 	p.tasks, p.cancelTasks = context.WithCancelCause(context.Background())

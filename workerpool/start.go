@@ -21,6 +21,9 @@ const (
 // errOpenBudget is the cause of a start whose opening took its whole share.
 var errOpenBudget = fmt.Errorf("opening took its share of the start budget: %w", context.DeadlineExceeded)
 
+// errStopWhileStarting is the cause of a start that a stop cut short.
+var errStopWhileStarting = fmt.Errorf("stopped while starting: %w", ErrClosed)
+
 // share returns num/den of d.
 func share(d time.Duration, num, den int64) time.Duration {
 	return d * time.Duration(num) / time.Duration(den)
@@ -43,7 +46,11 @@ type openResult struct {
 // serving. If any open fails, or the open's share of the budget runs out,
 // it closes everything that opened, in reverse order, before returning.
 func (p *Pool[R]) start(ctx context.Context) error {
-	if !p.transition(stateStarting, stateNew) {
+	openCtx, cancelOpen := context.WithCancelCause(ctx)
+	defer cancelOpen(nil)
+	// A stop that comes while the pool starts cancels the open with
+	// errStopWhileStarting: see shutdown.
+	if !p.transitionIf(stateStarting, func() bool { p.cancelStart = cancelOpen; return true }, stateNew) {
 		switch s := p.current(); s {
 		case stateServing, stateFailed:
 			return nil // started already
@@ -51,13 +58,12 @@ func (p *Pool[R]) start(ctx context.Context) error {
 			return fmt.Errorf("workerpool: pool %q: start while %v: a pool starts once: %w", p.name, s, ErrClosed)
 		}
 	}
+	defer close(p.startEnded)
 	began := time.Now()
 	n := p.cfg.workers
 	if p.elastic != nil {
 		n = p.cfg.minWorkers
 	}
-	openCtx, cancelOpen := context.WithCancelCause(ctx)
-	defer cancelOpen(nil)
 	if dl, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
 		openCtx, cancel = context.WithDeadlineCause(openCtx, began.Add(share(dl.Sub(began), openShareNum, openShareDen)), errOpenBudget)
@@ -110,14 +116,17 @@ func (p *Pool[R]) start(ctx context.Context) error {
 	}
 	// Success only within the open's share: fx must see the hook return
 	// before its deadline, or it gives up on a pool it will never stop.
-	if len(failures) == 0 && cause == nil && p.queueZeroReady(openCtx, n) && openCtx.Err() == nil {
+	// The open's context is looked at again under the lock that a stop
+	// cancels it under: a stop is either before the start serves, which
+	// then rolls back, or after, and stops a pool that serves.
+	if len(failures) == 0 && cause == nil && p.queueZeroReady(openCtx, n) &&
+		p.transitionIf(stateServing, func() bool { return openCtx.Err() == nil }, stateStarting) {
 		if e := p.elastic; e != nil {
 			e.mu.Lock()
 			e.live = n
 			e.mu.Unlock()
-			go p.grower()
+			go p.grower() // a task that came meanwhile has woken it
 		}
-		p.transition(stateServing, stateStarting)
 		p.record(PoolStarted{Pool: p.name, Workers: n, Took: time.Since(began)})
 		return nil
 	}

@@ -33,7 +33,12 @@ const (
 //
 // The pool's OnStop hook, when the app stops, waits for a stop already
 // under way and returns its result; so does a second Stop. A pool that has
-// not started is simply closed. Stop is safe for concurrent use.
+// not started is simply closed. A pool that is starting stops starting: its
+// start rolls back what opened and fails with [ErrClosed], and Stop returns
+// once the rollback is over. The teardown errors are those of the closes
+// the stop makes: a close before it (a rebuild, a Resize, an elastic
+// retirement) reports its error then, in its WorkerClosed event. Stop is
+// safe for concurrent use.
 func (p *Pool[R]) Stop(ctx context.Context, policy StopPolicy) error {
 	if ctx == nil {
 		return ErrNilContext
@@ -42,6 +47,18 @@ func (p *Pool[R]) Stop(ctx context.Context, policy StopPolicy) error {
 		return fmt.Errorf("workerpool: pool %q: Stop: unknown %v", p.name, policy)
 	}
 	return p.shutdown(ctx, policy)
+}
+
+// stopStart makes a start under way give up, and reports whether the pool
+// was starting.
+func (p *Pool[R]) stopStart() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != stateStarting {
+		return false
+	}
+	p.cancelStart(errStopWhileStarting)
+	return true
 }
 
 // stop is the pool's OnStop hook.
@@ -61,10 +78,17 @@ func (p *Pool[R]) shutdown(ctx context.Context, policy StopPolicy) error {
 	case p.transitionIf(stateDraining, func() bool { return !p.stopBegun }, stateFailed):
 		// A failed pool has no feeders to wait for: it takes no tasks. One
 		// that failed while a stop stopped its feeders is that stop's.
-	case p.current() == stateStarting:
-		// fx stops only hooks whose start returned: a concurrent stop is a
-		// caller's mistake, and the start cleans up after itself.
-		return fmt.Errorf("workerpool: pool %q: stop while starting", p.name)
+	case p.stopStart():
+		// The start gives up, rolls back and fails with ErrClosed; or it
+		// served just before, and this stop stops it. (fx stops only hooks
+		// whose start returned: this is a Pool.Stop.)
+		select {
+		case <-p.startEnded:
+			return p.shutdown(ctx, policy)
+		case <-ctx.Done():
+			return fmt.Errorf("workerpool: pool %q: stop: the start under way did not end in time: %w",
+				p.name, errors.Join(context.Cause(ctx), p.stuck(len(p.all()))))
+		}
 	default:
 		return p.awaitStop(ctx)
 	}
