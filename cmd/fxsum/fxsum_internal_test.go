@@ -267,6 +267,43 @@ func TestCountersTotal(t *testing.T) {
 	}
 }
 
+// A new index stats no file in its walk, so the walk's bytes leave out
+// every new file: once the walk was complete, the bar's total fell to one
+// byte below what was read, and the bar drew itself that many times the
+// terminal's width (a run of 25,000 new files on a terminal grew to 13 GB).
+func TestProgressNeverPastItsTotal(t *testing.T) {
+	var c counters
+	var out bytes.Buffer
+	p := &progress{bar: newBar(&out)}
+	// The walks are under way: the counting walk has added up part of the
+	// tree, the workers have read 30 KiB of new files. (Small figures: the
+	// bar drawn before the fix is then megabytes, not gigabytes.)
+	c.counted.Store(10_000)
+	c.countedBytes.Store(40 << 10)
+	c.seen.Store(20_000)
+	c.hashed.Store(9_000)
+	c.readBytes.Store(30 << 10)
+	p.update(&c)
+	// The walk is complete: 25,000 files, all new, none statted by it.
+	c.found.Store(25_000)
+	c.exact.Store(true)
+	for range 3 {
+		c.readBytes.Add(1 << 10)
+		p.update(&c)
+	}
+	if s := p.bar.State(); s.CurrentPercent > 1 || s.Max < c.readBytes.Load() {
+		t.Errorf("bar at %.0f%% of %d bytes, with %d read", 100*s.CurrentPercent, s.Max, c.readBytes.Load())
+	}
+	if files, n := c.total(); files != 25_000 || n != 40<<10 {
+		t.Errorf("total = %d files, %d bytes; want 25000 files and the counting walk's 40 KiB", files, n)
+	}
+	for line := range strings.SplitSeq(strings.ReplaceAll(out.String(), "\r", "\n"), "\n") {
+		if len(line) > 1000 {
+			t.Fatalf("the bar drew a line of %d bytes: %.100q...", len(line), line)
+		}
+	}
+}
+
 // blake3Vectors are the BLAKE3-256 digests of the first size bytes of
 // blake3Input, computed with b3sum 1.2.0 (the reference implementation, in
 // Rust): around the block (64 bytes) and chunk (1 KiB) boundaries, the

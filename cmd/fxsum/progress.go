@@ -24,16 +24,7 @@ func startProgress(o *options, stderr io.Writer, c *counters, rep *reporter) *pr
 	if o.quiet || !isTerminal(stderr) {
 		return p
 	}
-	p.bar = progressbar.NewOptions64(1,
-		progressbar.OptionSetWriter(stderr),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionUseIECUnits(true),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionFullWidth(),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionSetDescription("scanning"),
-	)
+	p.bar = newBar(stderr)
 	rep.setClear(func() { _ = p.bar.Clear() })
 	p.quit = make(chan struct{})
 	p.done = make(chan struct{})
@@ -56,11 +47,31 @@ func startProgress(o *options, stderr io.Writer, c *counters, rep *reporter) *pr
 	return p
 }
 
+// newBar returns the bar, drawn on w.
+func newBar(w io.Writer) *progressbar.ProgressBar {
+	return progressbar.NewOptions64(1,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionUseIECUnits(true),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionFullWidth(),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSetDescription("scanning"),
+	)
+}
+
+// update draws what c says. The total is never below what is done: the
+// bar draws a value above its maximum as a bar that many times wider than
+// the terminal (a run of 25,000 new files drew gigabytes of it).
 func (p *progress) update(c *counters) {
 	files, total := c.total()
-	total = max(total, 1)
 	doneFiles := c.unchanged.Load() + c.hashed.Load() + c.problems.Load()
-	doneBytes := min(c.unchangedBytes.Load()+c.readBytes.Load(), total)
+	doneBytes := c.unchangedBytes.Load() + c.readBytes.Load()
+	total = max(total, doneBytes, 1)
+	if c.exact.Load() && doneFiles >= files {
+		total = max(doneBytes, 1) // every file is done: so are the bytes
+	}
 	if total != p.bar.GetMax64() {
 		p.bar.ChangeMax64(total)
 	}

@@ -24,15 +24,19 @@ type counters struct {
 	problems                  atomic.Int64 // unreadable, changed while hashed
 }
 
-// total is the number of files and bytes of the run: exact once the walk
-// is complete, otherwise the most that the counting walk or the walk has
-// found so far. (The counting walk may still be adding when the walk has
-// completed: its count is then ignored.)
+// total is the number of files and bytes of the run: the files are exact
+// once the walk is complete, otherwise the most that the counting walk or
+// the walk has found so far. (The counting walk may still be adding when
+// the walk has completed: its count of files is then ignored.) The bytes
+// are the most either has found: the walk stats only the files that are
+// in the index already, so its bytes leave out those of new files, which
+// only the counting walk adds up.
 func (c *counters) total() (files, bytes int64) {
+	bytes = max(c.countedBytes.Load(), c.seenBytes.Load())
 	if c.exact.Load() {
-		return c.found.Load(), c.foundBytes.Load()
+		return c.found.Load(), max(bytes, c.foundBytes.Load())
 	}
-	return max(c.counted.Load(), c.seen.Load()), max(c.countedBytes.Load(), c.seenBytes.Load())
+	return max(c.counted.Load(), c.seen.Load()), bytes
 }
 
 // reporter prints messages on stderr without tearing the progress bar. It
