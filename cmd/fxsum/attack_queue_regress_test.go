@@ -38,8 +38,12 @@ func TestAttackQueueInvalidUTF8Names(t *testing.T) {
 func TestAttackQueueInvalidUTF8StaleRerun(t *testing.T) {
 	root := t.TempDir()
 	bad := filepath.Join(root, "caf\xe9")
+	older := time.Now().Add(-2 * time.Hour) // not racily clean: see racyWindow
 	for _, p := range []string{filepath.Join(root, "ok"), bad} {
 		if err := os.WriteFile(p, []byte("one"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, older, older); err != nil {
 			t.Fatal(err)
 		}
 	}

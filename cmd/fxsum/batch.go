@@ -26,6 +26,20 @@ type fileRow struct {
 	state  fileState
 	algo   string
 	digest []byte
+	// racyAt, if not zero, is when the file was read, within racyWindow
+	// of its modification time: the row's indexed_ns, instead of the
+	// commit's time, so that the next run's lookup does not find it
+	// unchanged (see lookupRows).
+	racyAt int64
+}
+
+// rowOf is the row of the file dir/name hashed as res with algo.
+func rowOf(dir, name, algo string, res hashResult) fileRow {
+	r := fileRow{dir: dir, name: name, state: res.state, algo: algo, digest: res.digest}
+	if res.racy() {
+		r.racyAt = res.readAt
+	}
+	return r
 }
 
 // insertRows is the statement that inserts or replaces n rows of one
@@ -159,9 +173,10 @@ func (b *batch) Flush(ctx context.Context) (err error) {
 	now := b.now().UnixNano()
 	for rest := b.rows; len(rest) > 0; {
 		// The largest statement that the rows left of this directory and
-		// algorithm fill.
+		// algorithm fill; a racily clean row goes alone, with its time.
 		same := 1
-		for same < min(len(rest), insertSizes[0]) && rest[same].dir == rest[0].dir && rest[same].algo == rest[0].algo {
+		for rest[0].racyAt == 0 && same < min(len(rest), insertSizes[0]) &&
+			rest[same].dir == rest[0].dir && rest[same].algo == rest[0].algo && rest[same].racyAt == 0 {
 			same++
 		}
 		i := 0
@@ -169,7 +184,11 @@ func (b *batch) Flush(ctx context.Context) (err error) {
 			i++
 		}
 		n := insertSizes[i]
-		b.args = append(b.args[:0], rest[0].dir, rest[0].algo, now)
+		at := now
+		if rest[0].racyAt != 0 {
+			at = rest[0].racyAt
+		}
+		b.args = append(b.args[:0], rest[0].dir, rest[0].algo, at)
 		for _, r := range rest[:n] {
 			b.args = append(b.args, r.name, r.state.size, r.state.mtime, r.digest)
 		}

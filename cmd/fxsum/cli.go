@@ -26,7 +26,9 @@ Usage:
 index walks each PATH (a directory or a file), hashes every regular file with
 --workers workers and records its absolute path, size, modification time and
 digest in the database. A later run re-hashes only files whose size or
-modification time changed (or whose algorithm differs), removes the rows of
+modification time changed (or whose algorithm differs, or that were modified
+less than 2 s before they were read: on file systems that keep times to the
+second, a file rewritten then would look unchanged), removes the rows of
 files that are gone and reports how many it skipped. Symbolic links are not
 followed unless --follow is given (a PATH named on the command line is always
 followed). Version-control folders (.git, .hg, .svn, .bzr) are skipped unless

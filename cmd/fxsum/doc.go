@@ -4,7 +4,8 @@
 // It walks directory trees, hashes every regular file with a pool of workers
 // and records path, size, modification time and digest in a SQLite database.
 // A second run re-hashes only files whose size or modification time changed
-// and removes the rows of deleted files. The index can be printed as a
+// (or that were modified within two seconds of being read, as Git does with
+// its "racily clean" entries) and removes the rows of deleted files. The index can be printed as a
 // sha256sum-compatible manifest and verified against the files on disk.
 //
 // Usage:

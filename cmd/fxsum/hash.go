@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"time"
 )
 
 // algorithms are the digests fxsum computes, by the name of --algo.
@@ -70,7 +71,20 @@ var errChanged = errors.New("file changed while being hashed")
 type hashResult struct {
 	digest []byte
 	state  fileState
+	readAt int64 // when the reading began, in nanoseconds since the Unix epoch
 }
+
+// racyWindow is how recent a file's modification time may be, when it is
+// read, for its state not to tell that it is unchanged on the next run:
+// file systems that keep times to the second (ext3, HFS+, many NFS and SMB
+// servers) or to two (FAT) give a file rewritten within that time after
+// the read the same size and time as the read version. As Git does with
+// its "racily clean" entries, the next run hashes such a file again.
+const racyWindow = 2 * time.Second
+
+// racy reports whether the file was modified within racyWindow of being
+// read (or has a time in the future).
+func (r hashResult) racy() bool { return r.state.mtime > r.readAt-int64(racyWindow) }
 
 // hashFile hashes the regular file at path with algo. When the file's size
 // or modification time differ after reading from before, it hashes once
@@ -93,6 +107,7 @@ func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 	if err != nil {
 		return hashResult{}, false, err
 	}
+	readAt := time.Now().UnixNano()
 	f, err := openFile(path, follow)
 	if err != nil {
 		return hashResult{}, false, err
@@ -145,5 +160,5 @@ func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 		return hashResult{}, false, err
 	}
 	stable := st == after && (n == st.size || st.size == 0)
-	return hashResult{digest: h.Sum(nil), state: st}, stable, nil
+	return hashResult{digest: h.Sum(nil), state: st, readAt: readAt}, stable, nil
 }

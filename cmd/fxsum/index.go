@@ -275,7 +275,7 @@ func (r *indexRun) hashTask(dir, name string, link bool) func(context.Context, i
 		}
 		r.c.hashed.Add(1)
 		r.c.hashedBytes.Add(res.state.size)
-		err = d.Batch.Add(ctx, fileRow{dir: dir, name: name, state: res.state, algo: r.opts.algo, digest: res.digest})
+		err = d.Batch.Add(ctx, rowOf(dir, name, r.opts.algo, res))
 		if err != nil {
 			return fmt.Errorf("index %s: %w", displayPath(path), err)
 		}

@@ -48,14 +48,20 @@ type cursor struct {
 }
 
 // knownRow is the state of an indexed file. A row digested with another
-// algorithm than this run's has the size -1, which no file has: the file
-// is hashed again. (One column fewer to read: each costs the driver two
-// calls into SQLite, each under its mutex, and the reader's time per row is
-// what an unchanged rerun waits for.)
+// algorithm than this run's, or racily clean (indexed within racyWindow of
+// the file's modification time), has the size -1, which no file has: the
+// file is hashed again. (One column fewer to read: each costs the driver
+// two calls into SQLite, each under its mutex, and the reader's time per
+// row is what an unchanged rerun waits for.)
 type knownRow struct {
 	name  string
 	state fileState
 }
+
+// lookupRows reads the rows of a folder (the second parameter) for a run
+// of the algorithm (the first): see knownRow.
+var lookupRows = fmt.Sprintf(`SELECT name, iif(algo = ? AND indexed_ns >= mtime_ns + %d, size, -1), mtime_ns
+	FROM files WHERE dir = ? ORDER BY name`, racyWindow.Nanoseconds())
 
 // The reader hands rows over in chunks: a small first one, so that the
 // walker can start merging soon after it has listed the directory, then
@@ -163,7 +169,7 @@ func walkIndex(ctx context.Context, run *indexRun, s *session[indexDeps], db *sq
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer func() { err = errors.Join(err, conn.Close()) }()
-	lookup, err := conn.PrepareContext(ctx, `SELECT name, iif(algo = ?, size, -1), mtime_ns FROM files WHERE dir = ? ORDER BY name`)
+	lookup, err := conn.PrepareContext(ctx, lookupRows)
 	if err != nil {
 		return fmt.Errorf("prepare lookup: %w", err)
 	}

@@ -166,6 +166,12 @@ func (tr *tree) write(t *testing.T, path string, rng *rand.Rand, size int) {
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// An hour old: a file modified within racyWindow of being indexed is
+	// hashed again by the next run, and the tests count what a rerun skips.
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
 	sum := sha256.Sum256(b)
 	tr.files[path] = hex.EncodeToString(sum[:])
 }
@@ -381,6 +387,46 @@ func TestIncrementalRun(t *testing.T) {
 		t.Errorf("--rehash: summary %+v, want all %d hashed", s, len(tr.files))
 	}
 	checkIndex(t, dbFile, tr)
+}
+
+// A file rewritten, same size, within the second it was indexed keeps its
+// size and time on file systems that keep times to the second (ext3, FAT,
+// many NFS and SMB servers): the next run must not find it unchanged. A
+// file whose time is within racyWindow of its read, or in the future, is
+// indexed racily clean; rewriting it and setting its time back to what was
+// indexed is that case on any file system. (A time a minute ahead rather
+// than now: the test does not depend on how soon the run reads the file.)
+func TestRacilyCleanFileIsHashedAgain(t *testing.T) {
+	tr := genTree(t, 10)
+	work := t.TempDir()
+	dbFile := filepath.Join(work, "fxsum.db")
+	path := filepath.Join(tr.root, "racy")
+	rng := rand.New(rand.NewPCG(3, 3))
+	tr.write(t, path, rng, 100)
+	soon := time.Now().Add(time.Minute)
+	if err := os.Chtimes(path, soon, soon); err != nil {
+		t.Fatal(err)
+	}
+	mustOK(t, fxsum(t, work, nil, tr.root))
+	tr.write(t, path, rng, 100) // new content, same size
+	if err := os.Chtimes(path, soon, soon); err != nil {
+		t.Fatal(err)
+	}
+	r := mustOK(t, fxsum(t, work, nil, tr.root))
+	if s := parseSummary(t, r.stderr); s.hashed != 1 || s.skipped != len(tr.files)-1 {
+		t.Errorf("rerun: summary %+v, want the racily clean file hashed again and %d skipped", s, len(tr.files)-1)
+	}
+	checkIndex(t, dbFile, tr)
+	// Its time set an hour back, it is hashed once more, and clean.
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	mustOK(t, fxsum(t, work, nil, tr.root))
+	r = mustOK(t, fxsum(t, work, nil, tr.root))
+	if s := parseSummary(t, r.stderr); s.hashed != 0 || s.skipped != len(tr.files) {
+		t.Errorf("last rerun: summary %+v, want nothing hashed", s)
+	}
 }
 
 // startHeld starts an index run that holds after hold tasks and waits until

@@ -104,9 +104,10 @@ type resultMsg struct {
 	Size   int64  `json:"size,omitempty"`
 	Mtime  int64  `json:"mtime_ns,omitempty"`
 	Digest []byte `json:"digest,omitempty"`
-	Gone   bool   `json:"gone,omitempty"`   // the worker found no regular file there: no row, unless the index process does (write)
-	Err    string `json:"err,omitempty"`    // could not be hashed: reported, no row
-	Worker string `json:"worker,omitempty"` // the worker's host, for messages
+	Gone   bool   `json:"gone,omitempty"`       // the worker found no regular file there: no row, unless the index process does (write)
+	Err    string `json:"err,omitempty"`        // could not be hashed: reported, no row
+	Worker string `json:"worker,omitempty"`     // the worker's host, for messages
+	RacyAt int64  `json:"racy_at_ns,omitempty"` // when the worker read a file modified within racyWindow of that
 }
 
 // path is the file's path, as the index run published it.
@@ -394,7 +395,7 @@ func (q *queueIndex) write(ctx context.Context, d indexDeps, r resultMsg) error 
 		c.hashed.Add(1)
 		c.hashedBytes.Add(r.Size)
 		c.readBytes.Add(r.Size)
-		err := d.Batch.Add(ctx, fileRow{dir: string(r.Dir), name: string(r.Name), state: fileState{size: r.Size, mtime: r.Mtime}, algo: q.run.opts.algo, digest: r.Digest})
+		err := d.Batch.Add(ctx, fileRow{dir: string(r.Dir), name: string(r.Name), state: fileState{size: r.Size, mtime: r.Mtime}, algo: q.run.opts.algo, digest: r.Digest, racyAt: r.RacyAt})
 		if err != nil {
 			err = fmt.Errorf("index %s: %w", displayPath(path), err)
 			q.s.fail(err)

@@ -117,6 +117,9 @@ func hashWork(ctx context.Context, d hashDeps, w workMsg, path string) (resultMs
 	switch {
 	case err == nil:
 		r.Size, r.Mtime, r.Digest = res.state.size, res.state.mtime, res.digest
+		if res.racy() {
+			r.RacyAt = res.readAt
+		}
 	case ctx.Err() != nil:
 		return r, fmt.Errorf("hash %s: %w", displayPath(w.path()), err)
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotRegular):
