@@ -66,7 +66,8 @@ Flags (the commands they apply to in brackets):
                      directory); an existing file that is not an fxsum
                      database is refused (exit 2) and left untouched
   --workers N        [index, verify] hashing workers, 1 to %[2]d (default:
-                     GOMAXPROCS, here %[1]d)
+                     GOMAXPROCS, here %[1]d, or fewer if the limit of open
+                     files, ulimit -n, is low: an index worker keeps 3 open)
   --algo NAME        [index, manifest] sha256 (default), sha512 or blake3; for
                      manifest, which algorithm's rows to print (default: the
                      only one present)
@@ -114,6 +115,55 @@ fxsum database; 130 interrupted.
 // database connection with its own page cache; past a few hundred, more
 // workers only cost memory and start time.
 const maxWorkers = 256
+
+// Open files: an index worker keeps its database connection open (the
+// database and its write-ahead log) and opens the file it hashes, a verify
+// or queue worker the file it hashes; the rest of the process (standard
+// streams, the walk's connection and folder, the progress bar, a queue's
+// sockets) keeps fewer than filesReserved.
+const (
+	filesPerIndexWorker = 3
+	filesPerHashWorker  = 1
+	filesReserved       = 24
+)
+
+// openFilesLimit is how many files this process may open, if known; tests
+// replace it.
+var openFilesLimit = sysOpenFilesLimit
+
+// checkOpenFiles refuses --workers that would need more open files than
+// this process may have (ulimit -n): past the limit, SQLite reports only
+// that it is "unable to open database file", once a worker. Workers by
+// default (one a core) are cut down to what the limit allows instead.
+func checkOpenFiles(o *options) error {
+	limit, ok := openFilesLimit()
+	if !ok {
+		return nil
+	}
+	per, workers := filesPerHashWorker, o.workers
+	switch {
+	case o.cmd == "index" && o.queue != "":
+		workers = o.queueWorkers
+		per = filesPerHashWorker + filesPerIndexWorker*queueWriters // the writers' connections, once
+	case o.cmd == "index":
+		per = filesPerIndexWorker
+	}
+	need := filesReserved + per*workers
+	if need <= limit {
+		return nil
+	}
+	most := max((limit-filesReserved)/per, 0)
+	if !o.flagSet["workers"] && most >= 1 {
+		// The default, one a core: as many as the limit allows.
+		if o.cmd == "index" && o.queue != "" {
+			o.queueWorkers = most
+		} else {
+			o.workers = most
+		}
+		return nil
+	}
+	return usagef("--workers %d: needs about %d open files, and this process may open %d (ulimit -n): use at most %d workers, or raise the limit", workers, need, limit, most)
+}
 
 // vcsDirs are the version-control folders skipped unless --vcs is given.
 var vcsDirs = []string{".git", ".hg", ".svn", ".bzr"}
@@ -256,6 +306,9 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 		// The index process's own pool only writes the results: the
 		// hashing workers are the queue's.
 		o.queueWorkers, o.workers = o.workers, queueWriters
+	}
+	if err := checkOpenFiles(o); err != nil {
+		return nil, err
 	}
 	if o.db == "" {
 		return nil, usagef("--db: empty path")

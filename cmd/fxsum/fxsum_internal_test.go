@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -61,6 +62,50 @@ func TestParseArgs(t *testing.T) {
 				t.Errorf("got cmd %q paths %q algo %q quiet %v", o.cmd, o.paths, o.algo, o.quiet)
 			}
 		})
+	}
+}
+
+// Past the limit of open files, every worker's connection failed with
+// SQLite's "unable to open database file", a line each, and nothing named
+// the limit: --workers beyond it is one line naming it; the default is
+// cut down to what it allows.
+func TestWorkersWithinOpenFiles(t *testing.T) {
+	limit := 64
+	openFilesLimit = func() (int, bool) { return limit, true }
+	t.Cleanup(func() { openFilesLimit = sysOpenFilesLimit })
+	_, err := parseArgs([]string{"--workers", "256", "dir"}, io.Discard)
+	var ue *usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "ulimit -n") || !strings.Contains(err.Error(), "at most 13 workers") {
+		t.Errorf("--workers 256 with 64 open files: %v, want a usage error naming the limit and 13 workers", err)
+	}
+	if o, err := parseArgs([]string{"--workers", "13", "dir"}, io.Discard); err != nil || o.workers != 13 {
+		t.Errorf("--workers 13 with 64 open files: %v", err)
+	}
+	if o, err := parseArgs([]string{"verify", "--workers", "40"}, io.Discard); err != nil || o.workers != 40 {
+		t.Errorf("verify --workers 40 with 64 open files (one each): %v", err)
+	}
+	limit = 24 + 3 // room for one index worker
+	o, err := parseArgs([]string{"dir"}, io.Discard)
+	if err != nil || o.workers != 1 {
+		t.Errorf("default workers with room for one: %+v, %v; want 1 worker", o, err)
+	}
+}
+
+func TestPrintErrorKeepsItShort(t *testing.T) {
+	var errs []error
+	for i := range 10 {
+		errs = append(errs, fmt.Errorf("worker %d: open connection: unable to open database file", i))
+	}
+	var b strings.Builder
+	printError(&b, errors.Join(errs...))
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != maxErrorLines+1 || !strings.HasPrefix(lines[0], "fxsum: worker 0:") || lines[maxErrorLines] != "(and 6 more lines like these)" {
+		t.Errorf("printed %q", lines)
+	}
+	b.Reset()
+	printError(&b, errors.New("one line"))
+	if b.String() != "fxsum: one line\n" {
+		t.Errorf("printed %q", b.String())
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 func main() {
@@ -81,10 +82,23 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.Is(err, errMismatch):
 		return exitMismatch
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "fxsum: %v\n", err)
+		printError(stderr, err)
 		return exitUsage
 	default:
-		fmt.Fprintf(stderr, "fxsum: %v\n", err)
+		printError(stderr, err)
 		return 1
 	}
+}
+
+// maxErrorLines bounds what printError prints of an error that joins many
+// (one per worker that failed the same way, say).
+const maxErrorLines = 4
+
+// printError prints err after "fxsum: ", at most maxErrorLines of it.
+func printError(w io.Writer, err error) {
+	lines := strings.Split(err.Error(), "\n")
+	if n := len(lines) - maxErrorLines; n > 0 {
+		lines = append(lines[:maxErrorLines], fmt.Sprintf("(and %d more lines like these)", n))
+	}
+	fmt.Fprintf(w, "fxsum: %s\n", strings.Join(lines, "\n"))
 }
