@@ -287,10 +287,18 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	if len(misplaced) > 0 {
 		return nil, usagef("%s: %s does not apply (see fxsum --help)", o.cmd, strings.Join(misplaced, ", "))
 	}
-	if o.logOff = *level == "off"; !o.logOff {
+	switch *level = strings.ToLower(*level); *level {
+	case "off":
+		o.logOff = true
+	case "debug", "info", "warn", "error":
 		if err := o.logLevel.Set(*level); err != nil {
-			return nil, usagef("--log-level: %w", err)
+			return nil, usagef("--log-level %q: %w", *level, err)
 		}
+	default:
+		return nil, usagef("--log-level %q: want off, debug, info, warn or error", *level)
+	}
+	if o.flagSet["root"] && o.root == "" {
+		return nil, usagef("--root: empty path")
 	}
 	o.algo = strings.ToLower(o.algo)
 	if _, ok := algorithms[o.algo]; !ok {

@@ -218,6 +218,33 @@ func TestHashFileReadsToTheEndWhenTheSizeIsZero(t *testing.T) {
 	}
 }
 
+// A sysfs file reports a size of a page and has fewer bytes: it is hashed
+// as read, not reported as changed while being hashed.
+func TestHashFileShorterThanItsSize(t *testing.T) {
+	var path string
+	var content []byte
+	for _, p := range []string{"/sys/kernel/mm/transparent_hugepage/enabled", "/sys/class/net/lo/address", "/sys/devices/system/cpu/online"} {
+		fi, err := os.Stat(p)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if b, err := os.ReadFile(p); err == nil && len(b) > 0 && int64(len(b)) < fi.Size() {
+			path, content = p, b
+			break
+		}
+	}
+	if path == "" {
+		t.Skip("no sysfs file here whose content is shorter than its size")
+	}
+	res, err := hashFile(context.Background(), path, "sha256", false, newReadBuf(), newHashers(), nil)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	if want := sha256.Sum256(content); !bytes.Equal(res.digest, want[:]) {
+		t.Errorf("%s: digest %x, want %x, the digest of its %d bytes", path, res.digest, want, len(content))
+	}
+}
+
 // TestHashFileSizes: files of sizes around the read buffer's, which end
 // with a short read, a full one or an exact fit.
 func TestHashFileSizes(t *testing.T) {

@@ -126,7 +126,7 @@ func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 	// short read that ends at the size is the end of the file, which saves
 	// the read that would return 0 bytes. A file whose size is 0 is read
 	// to its end: files in procfs, sysfs and some FUSE and network file
-	// systems have content and report no size.
+	// systems have content and report no size; sysfs files report a page.
 	size := st.size
 	var n int64
 	for {
@@ -159,6 +159,9 @@ func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 	if err != nil {
 		return hashResult{}, false, err
 	}
-	stable := st == after && (n == st.size || st.size == 0)
+	// Fewer bytes than the size, with the size and time unchanged, is a
+	// file whose size is not its length: sysfs reports a page for a few
+	// bytes. (A truncation changes the size.)
+	stable := st == after && (n <= st.size || st.size == 0)
 	return hashResult{digest: h.Sum(nil), state: st, readAt: readAt}, stable, nil
 }

@@ -621,6 +621,9 @@ func TestUsageErrors(t *testing.T) {
 		{"BadAlgo", []string{"--algo", "md5", work}, 2, "--algo"},
 		{"BadWorkers", []string{"--workers", "0", work}, 2, "--workers"},
 		{"BadLogLevel", []string{"--log-level", "loud", work}, 2, "--log-level"},
+		{"EmptyLogLevel", []string{"--log-level", "", work}, 2, "--log-level"},
+		{"UndocumentedLogLevel", []string{"--log-level", "fatal", work}, 2, "want off, debug, info, warn or error"},
+		{"EmptyRoot", []string{"manifest", "--root", ""}, 2, "--root: empty path"},
 		{"ManifestArg", []string{"manifest", "x"}, 2, "unexpected argument"},
 	}
 	for _, tt := range tests {
