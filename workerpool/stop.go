@@ -61,6 +61,14 @@ func (p *Pool[R]) stopStart() bool {
 	return true
 }
 
+// stopNotBegun reports whether no stop has begun: the pool is new,
+// starting or serving, or failed before any stop.
+func (p *Pool[R]) stopNotBegun() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state <= stateServing || p.state == stateFailed && !p.stopBegun
+}
+
 // stop is the pool's OnStop hook.
 func (p *Pool[R]) stop(ctx context.Context) error { return p.shutdown(ctx, p.cfg.stopPolicy) }
 
@@ -89,6 +97,11 @@ func (p *Pool[R]) shutdown(ctx context.Context, policy StopPolicy) error {
 			return fmt.Errorf("workerpool: pool %q: stop: the start under way did not end in time: %w",
 				p.name, errors.Join(context.Cause(ctx), p.stuck(len(p.all()))))
 		}
+	case p.stopNotBegun():
+		// The cases above look at the state one after another: a start
+		// that began serving (or failed) after they looked is stopped
+		// by looking again. States only move forward.
+		return p.shutdown(ctx, policy)
 	default:
 		return p.awaitStop(ctx)
 	}

@@ -96,7 +96,7 @@ func TestLockOSThreadFailedStartRollsBackOnItsThread(t *testing.T) {
 	if err := app.Start(t.Context()); !errors.Is(err, errRbOpen) {
 		t.Fatalf("Start = %v, want %v", err, errRbOpen)
 	}
-	l.check(t, 2)
+	l.check(t, 1) // worker 1's first resource, at least: the others may never begin
 }
 
 // The same for a rebuild whose open fails half-way: the worker's thread

@@ -43,9 +43,13 @@ type worker[R any] struct {
 	lastDone time.Time // when the last task ended or the resources opened, for CheckIdle
 	aging    Timer     // flags expired once the resources reach MaxWorkerAge
 	cur      task[R]   // the task that called Goexit, if any: see exec
-	final    bool      // closing for the last time
-	thread   int       // the OS thread the resources opened on, with LockOSThread
-	run      *startRun // the start whose open is under way: see goexited
+	holding  *task[R]  // the task taken while its worker rebuilds first: see handle
+	// goexitBackoff is the last pause before an open after a Goexit, for
+	// the next: see goexited. Zero once an open succeeds.
+	goexitBackoff time.Duration
+	final         bool      // closing for the last time
+	thread        int       // the OS thread the resources opened on, with LockOSThread
+	run           *startRun // the start whose open is under way: see goexited
 	// exitedOpen is the error of an open that a constructor's Goexit cut
 	// short: see openExited.
 	exitedOpen error
@@ -164,6 +168,25 @@ func (w *worker[R]) exit() {
 	w.p.mu.Unlock()
 }
 
+// renew rebuilds the worker's resources, before it runs a task, if they are
+// too old, fail their check after idling, or are on a thread the worker
+// left.
+func (w *worker[R]) renew() {
+	p := w.p
+	if w.expired.Load() && w.scope != nil {
+		w.rebuild(recycleAge, nil)
+	}
+	if p.cfg.checkIdle > 0 && !p.dropping.Load() {
+		w.checkIfIdle()
+	}
+	if p.cfg.lockThread && w.scope != nil && threadID() != w.thread {
+		// A task unlocked the thread and the worker moved: lock the new
+		// one, and open the resources there.
+		lockThread()
+		w.rebuild(restart, errThreadChanged)
+	}
+}
+
 // goexited runs when runtime.Goexit ends a worker's goroutine: the task
 // that called it fails with ErrGoexit and a successor goroutine takes over
 // the worker, as after a panic.
@@ -189,9 +212,13 @@ func (w *worker[R]) goexited() {
 			return
 		}
 		why, cause := w.rebuildWhy, w.rebuildCause
+		held := w.takeHeld()
 		p.spawn(w, func() bool {
+			w.holding = held // a Goexit again hands it on
 			w.reopen(why, cause)
+			w.holding = nil
 			w.phase.Store(phaseServing)
+			w.handleHeld(held)
 			return true
 		})
 		return
@@ -224,18 +251,43 @@ func (w *worker[R]) goexited() {
 	default: // opening or checking for a rebuild, or in a callback
 		w.phase.Store(phaseRebuilding)
 		w.rebuildWhy, w.rebuildCause = restart, err
+		held := w.takeHeld()
+		// Backed off as reopen backs off, across the goroutines that
+		// Goexits end: min, then twice as long each time, up to max.
+		w.goexitBackoff = min(max(2*w.goexitBackoff, p.cfg.backoffMin), p.cfg.backoffMax)
+		pause := w.goexitBackoff/2 + rand.N(w.goexitBackoff/2+1)
 		p.spawn(w, func() bool {
+			w.holding = held    // a Goexit again hands it on
 			if w.scope != nil { // intact after a callback; a no-op if a cleanup was running
 				ctx, cancel := p.closeContext()
 				_ = w.close(ctx)
 				cancel()
 			}
-			if p.countRestart(err) && p.sleep(p.cfg.backoffMax) {
+			if p.countRestart(err) && p.sleep(pause) {
 				w.reopen(restart, err)
 			}
+			w.holding = nil
 			w.phase.Store(phaseServing)
+			w.handleHeld(held)
 			return true
 		})
+	}
+}
+
+// takeHeld takes the task the worker held while it rebuilt (see handle),
+// if any.
+func (w *worker[R]) takeHeld() *task[R] {
+	t := w.holding
+	w.holding = nil
+	return t
+}
+
+// handleHeld runs, on the successor of a goroutine that a Goexit ended as
+// it rebuilt, the task that goroutine held; or drops it, telling its
+// submitter, if the pool stops or the rebuild failed.
+func (w *worker[R]) handleHeld(t *task[R]) {
+	if t != nil {
+		w.handle(t)
 	}
 }
 
@@ -347,17 +399,13 @@ func (p *Pool[R]) wakeWaiting() {
 // handle runs one task, or drops it, and rebuilds the resources if needed.
 func (w *worker[R]) handle(t *task[R]) {
 	p := w.p
-	if w.expired.Load() && w.scope != nil {
-		w.rebuild(recycleAge, nil)
-	}
-	if p.cfg.checkIdle > 0 && !p.dropping.Load() {
-		w.checkIfIdle()
-	}
-	if p.cfg.lockThread && w.scope != nil && threadID() != w.thread {
-		// A task unlocked the thread and the worker moved: lock the new
-		// one, and open the resources there.
-		lockThread()
-		w.rebuild(restart, errThreadChanged)
+	if w.expired.Load() || p.cfg.checkIdle > 0 || p.cfg.lockThread {
+		// The resources may be rebuilt before t runs: a Goexit in a
+		// constructor, a cleanup or a check then hands t to the worker's
+		// successor (see goexited).
+		w.holding = t
+		w.renew()
+		w.holding = nil
 	}
 	if p.dropping.Load() || w.scope == nil {
 		p.drop(*t)
@@ -666,6 +714,7 @@ func (w *worker[R]) opened(began time.Time, err error) {
 func (w *worker[R]) adopt(scope *plan.Scope[R]) {
 	p := w.p
 	w.opens++
+	w.goexitBackoff = 0
 	w.thread = threadID()
 	w.phase.Store(phaseServing) // before anyone hears: Stats counts it
 	w.scope, w.r, w.tasks = scope, scope.Value(), 0

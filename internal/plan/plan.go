@@ -434,10 +434,9 @@ func (at *opening[R]) goexited(ctx context.Context, o OpenOptions) {
 	}
 	var err error
 	if at.scope != nil {
-		// On a goroutine of its own: a cleanup's Goexit now would end this
-		// deferred call too. (The thread a locked worker opened on ends
-		// with the Goexit anyway.)
-		o.OnCaller = false
+		// With OnCaller, on this goroutine, still on the thread a locked
+		// worker opened on: a cleanup's own Goexit now would end this
+		// deferred call too, and the Goexit be reported as a callback's.
 		err = rollbackOf[R](ctx, o)(at.scope)
 	}
 	o.Goexit(at.ctor.Name, at.ctor.Where, err)
