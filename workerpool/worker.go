@@ -35,54 +35,91 @@ type worker[R any] struct {
 	p  *Pool[R]
 	id int
 
-	gen      int // the generation of the resources open or opening
-	opens    int // sets of resources opened in this slot
-	scope    *plan.Scope[R]
-	r        R
-	tasks    int       // tasks run since the resources opened
-	lastDone time.Time // when the last task ended or the resources opened, for CheckIdle
-	aging    Timer     // flags expired once the resources reach MaxWorkerAge
-	cur      task[R]   // the task that called Goexit, if any: see exec
-	holding  *task[R]  // the task taken while its worker rebuilds first: see handle
-	// goexitBackoff is the last pause before an open after a Goexit, for
-	// the next: see goexited. Zero once an open succeeds.
-	goexitBackoff time.Duration
-	final         bool      // closing for the last time
-	thread        int       // the OS thread the resources opened on, with LockOSThread
-	run           *startRun // the start whose open is under way: see goexited
-	// exitedOpen is the error of an open that a constructor's Goexit cut
-	// short: see openExited.
-	exitedOpen error
+	gen    int // the generation of the resources open or opening
+	opens  int // sets of resources opened in this slot
+	scope  *plan.Scope[R]
+	r      R
+	tasks  int       // tasks run since the resources opened
+	idling *idling   // for CheckIdle and MaxWorkerAge; nil without both
+	thread int       // the OS thread the resources opened on, with LockOSThread
+	run    *startRun // the start whose open is under way: see goexited
 	// The close under way, for a cleanup's Goexit: see goexited.
-	closePrev  int32     // the phase the close returns to
 	closeBegan time.Time // when it began
-	// The rebuild under way, for a cleanup's Goexit: see goexited.
-	rebuildWhy   rebuildReason
-	rebuildCause error
+	closePrev  int32     // the phase the close returns to
+	final      bool      // closing for the last time
+	busy       bool      // running tasks, as stat says
+	ran        uint64    // tasks run, counted by the worker
+	// What rebuilds and Goexits leave for goexited; nil until then. An idle
+	// worker's memory is mostly this struct and its goroutine's stack:
+	// what few workers need is kept apart.
+	rare *workerRare[R]
 
 	phase   atomic.Int32
+	expired atomic.Bool                   // the resources are older than MaxWorkerAge
 	opening atomic.Pointer[string]        // the resource being opened, for reports
 	closing atomic.Pointer[plan.Scope[R]] // the scope being closed, for reports
 	stat    atomic.Uint64                 // ran<<1 | busy, as last published: see publish
-	ran     uint64                        // tasks run, counted by the worker
-	busy    bool                          // running tasks, as stat says
 	failed  atomic.Uint64
 	panics  atomic.Uint64
-	expired atomic.Bool   // the resources are older than MaxWorkerAge
 	waits   atomic.Uint64 // odd while the worker waits in the queue: see wait
 
-	mu     sync.Mutex
-	cancel context.CancelCauseFunc // the Map's whose task ran last; guarded by mu
-	shared context.Context         // that Map's tasks' context
-	// The context of the last task bound to its submitter's (Do, Submit,
-	// GoReport, groups), kept for the next one with the same parent: see
-	// boundCtx. boundCancel is guarded by mu.
-	bound, boundParent context.Context
-	boundCancel        context.CancelCauseFunc
+	mu   sync.Mutex
+	ctxs *taskCtxs // made, under mu, by the first task that needs it
 
 	slotted bool          // a slot in use: guarded by elastic.mu in an elastic pool, by the pool's mu in a fixed one
 	err     error         // teardown error, written before exited is closed
 	exited  chan struct{} // made by launch, closed when the worker ends
+}
+
+// taskCtxs are the contexts a worker keeps from one task to the next.
+type taskCtxs struct {
+	cancel context.CancelCauseFunc // the Map's whose task ran last; guarded by the worker's mu
+	shared context.Context         // that Map's tasks' context
+	// The context of the last task bound to its submitter's (Do, Submit,
+	// GoReport, groups), kept for the next one with the same parent: see
+	// boundCtx. boundCancel is guarded by the worker's mu.
+	bound, boundParent context.Context
+	boundCancel        context.CancelCauseFunc
+}
+
+// taskCtxs returns the worker's taskCtxs, made on first use. Only the
+// worker's goroutine calls it.
+func (w *worker[R]) taskCtxs() *taskCtxs {
+	if w.ctxs == nil {
+		w.mu.Lock()
+		w.ctxs = new(taskCtxs)
+		w.mu.Unlock()
+	}
+	return w.ctxs
+}
+
+// idling is what CheckIdle and MaxWorkerAge need of a worker.
+type idling struct {
+	lastDone time.Time // when the last task ended or the resources opened, for CheckIdle
+	aging    Timer     // flags expired once the resources reach MaxWorkerAge
+}
+
+// workerRare is what a worker keeps for goexited.
+type workerRare[R any] struct {
+	cur     task[R]  // the task that called Goexit, if any: see exec
+	holding *task[R] // the task taken while its worker rebuilds first: see handle
+	// exitedOpen is the error of an open that a constructor's Goexit cut
+	// short: see openExited.
+	exitedOpen error
+	// The rebuild under way, for a cleanup's Goexit.
+	rebuildWhy   rebuildReason
+	rebuildCause error
+	// goexitBackoff is the last pause before an open after a Goexit, for
+	// the next. Zero once an open succeeds.
+	goexitBackoff time.Duration
+}
+
+// x returns the worker's workerRare, made on first use.
+func (w *worker[R]) x() *workerRare[R] {
+	if w.rare == nil {
+		w.rare = new(workerRare[R])
+	}
+	return w.rare
 }
 
 // launch starts a worker in slot w: the start and the grower call it.
@@ -151,9 +188,11 @@ func (w *worker[R]) loop(boot func() bool) {
 func (w *worker[R]) exit() {
 	w.idle()
 	w.releaseBound()
-	w.mu.Lock()
-	w.cancel, w.shared = nil, nil
-	w.mu.Unlock()
+	if c := w.ctxs; c != nil {
+		w.mu.Lock()
+		c.cancel, c.shared = nil, nil
+		w.mu.Unlock()
+	}
 	w.phase.Store(phaseVacant)
 	close(w.exited)
 	if e := w.p.elastic; e != nil {
@@ -192,8 +231,9 @@ func (w *worker[R]) renew() {
 // the worker, as after a panic.
 func (w *worker[R]) goexited() {
 	p := w.p
-	if t := w.cur; !t.control() {
-		w.cur = task[R]{}
+	x := w.x()
+	if t := x.cur; !t.control() {
+		x.cur = task[R]{}
 		p.spawn(w, func() bool {
 			w.after(&t, ErrGoexit, true)
 			return true
@@ -211,12 +251,12 @@ func (w *worker[R]) goexited() {
 			p.spawn(w, func() bool { return false })
 			return
 		}
-		why, cause := w.rebuildWhy, w.rebuildCause
+		why, cause := x.rebuildWhy, x.rebuildCause
 		held := w.takeHeld()
 		p.spawn(w, func() bool {
-			w.holding = held // a Goexit again hands it on
+			x.holding = held // a Goexit again hands it on
 			w.reopen(why, cause)
-			w.holding = nil
+			x.holding = nil
 			w.phase.Store(phaseServing)
 			w.handleHeld(held)
 			return true
@@ -229,10 +269,10 @@ func (w *worker[R]) goexited() {
 	// of what it interrupted, and the worker goes on as after a failed
 	// open, backed off.
 	err := fmt.Errorf("a cleanup, check or callback of worker %d called runtime.Goexit; resources it left open are abandoned: %w", w.id, ErrGoexit)
-	if open := w.exitedOpen; open != nil {
+	if open := x.exitedOpen; open != nil {
 		// In a constructor: the open closed what it had opened, and the
 		// error names the resource, as a failed open's does.
-		w.exitedOpen, err = nil, open
+		x.exitedOpen, err = nil, open
 		w.opening.Store(nil)
 		w.opened(p.cfg.clock.Now(), err)
 	} else {
@@ -250,14 +290,14 @@ func (w *worker[R]) goexited() {
 		p.spawn(w, func() bool { return run.report(w.id, err) })
 	default: // opening or checking for a rebuild, or in a callback
 		w.phase.Store(phaseRebuilding)
-		w.rebuildWhy, w.rebuildCause = restart, err
+		x.rebuildWhy, x.rebuildCause = restart, err
 		held := w.takeHeld()
 		// Backed off as reopen backs off, across the goroutines that
 		// Goexits end: min, then twice as long each time, up to max.
-		w.goexitBackoff = min(max(2*w.goexitBackoff, p.cfg.backoffMin), p.cfg.backoffMax)
-		pause := w.goexitBackoff/2 + rand.N(w.goexitBackoff/2+1)
+		x.goexitBackoff = min(max(2*x.goexitBackoff, p.cfg.backoffMin), p.cfg.backoffMax)
+		pause := x.goexitBackoff/2 + rand.N(x.goexitBackoff/2+1)
 		p.spawn(w, func() bool {
-			w.holding = held    // a Goexit again hands it on
+			x.holding = held    // a Goexit again hands it on
 			if w.scope != nil { // intact after a callback; a no-op if a cleanup was running
 				ctx, cancel := p.closeContext()
 				_ = w.close(ctx)
@@ -266,7 +306,7 @@ func (w *worker[R]) goexited() {
 			if p.countRestart(err) && p.sleep(pause) {
 				w.reopen(restart, err)
 			}
-			w.holding = nil
+			x.holding = nil
 			w.phase.Store(phaseServing)
 			w.handleHeld(held)
 			return true
@@ -277,8 +317,11 @@ func (w *worker[R]) goexited() {
 // takeHeld takes the task the worker held while it rebuilt (see handle),
 // if any.
 func (w *worker[R]) takeHeld() *task[R] {
-	t := w.holding
-	w.holding = nil
+	if w.rare == nil {
+		return nil
+	}
+	t := w.rare.holding
+	w.rare.holding = nil
 	return t
 }
 
@@ -403,9 +446,10 @@ func (w *worker[R]) handle(t *task[R]) {
 		// The resources may be rebuilt before t runs: a Goexit in a
 		// constructor, a cleanup or a check then hands t to the worker's
 		// successor (see goexited).
-		w.holding = t
+		x := w.x()
+		x.holding = t
 		w.renew()
-		w.holding = nil
+		x.holding = nil
 	}
 	if p.dropping.Load() || w.scope == nil {
 		p.drop(*t)
@@ -426,8 +470,8 @@ func (w *worker[R]) handle(t *task[R]) {
 		ctx = w.boundCtx(t.ctx)
 	case ctxShared:
 		ctx = t.ctx
-		if ctx != w.shared {
-			w.shared = ctx
+		if c := w.taskCtxs(); ctx != c.shared {
+			c.shared = ctx
 			w.track(t.res.(sharedCtx).cancelCause())
 		}
 	}
@@ -435,8 +479,8 @@ func (w *worker[R]) handle(t *task[R]) {
 		w.publish(true)
 	}
 	err, panicked := w.exec(ctx, t)
-	if !w.cur.control() { // a recovered panic(nil) under GODEBUG=panicnil=1
-		w.cur = task[R]{}
+	if x := w.rare; x != nil && !x.cur.control() { // a recovered panic(nil) under GODEBUG=panicnil=1
+		x.cur = task[R]{}
 	}
 	if nr, ok := err.(notRun); ok && !panicked {
 		p.dropped.Add(1) // before its submitter hears
@@ -459,8 +503,9 @@ func (e notRun) Error() string { return "not run: " + e.cause.Error() }
 // It stays tracked until the worker runs another Map's task: cancelling a
 // context whose Map is over changes nothing.
 func (w *worker[R]) track(cancel context.CancelCauseFunc) {
+	c := w.taskCtxs()
 	w.mu.Lock()
-	w.cancel = cancel
+	c.cancel = cancel
 	w.mu.Unlock()
 	if w.p.tasks.Err() != nil {
 		cancel(context.Cause(w.p.tasks)) // the stop came first
@@ -475,18 +520,19 @@ func (w *worker[R]) track(cancel context.CancelCauseFunc) {
 // ended (parent did, or the stop) is replaced, and released when the
 // worker exits.
 func (w *worker[R]) boundCtx(parent context.Context) context.Context {
-	if w.bound != nil && same(parent, w.boundParent) && !ended(w.bound) {
-		return w.bound
+	c := w.taskCtxs()
+	if c.bound != nil && same(parent, c.boundParent) && !ended(c.bound) {
+		return c.bound
 	}
 	ctx, cancel := context.WithCancelCause(parent)
 	w.mu.Lock()
-	prev := w.boundCancel
-	w.boundCancel = cancel
+	prev := c.boundCancel
+	c.boundCancel = cancel
 	w.mu.Unlock()
 	if prev != nil {
 		prev(nil)
 	}
-	w.bound, w.boundParent = ctx, parent
+	c.bound, c.boundParent = ctx, parent
 	if w.p.tasks.Err() != nil {
 		cancel(context.Cause(w.p.tasks)) // the stop came first
 	}
@@ -497,12 +543,16 @@ func (w *worker[R]) boundCtx(parent context.Context) context.Context {
 // Map's, that have ended: a worker about to idle keeps no request's
 // context, and its values, alive.
 func (w *worker[R]) forgetEnded() {
-	if w.bound != nil && ended(w.bound) {
+	c := w.ctxs
+	if c == nil {
+		return
+	}
+	if c.bound != nil && ended(c.bound) {
 		w.releaseBound()
 	}
-	if w.shared != nil && ended(w.shared) {
+	if c.shared != nil && ended(c.shared) {
 		w.mu.Lock()
-		w.cancel, w.shared = nil, nil
+		c.cancel, c.shared = nil, nil
 		w.mu.Unlock()
 	}
 }
@@ -527,14 +577,18 @@ func ended(ctx context.Context) bool {
 
 // releaseBound ends the context boundCtx kept, when the worker exits.
 func (w *worker[R]) releaseBound() {
+	c := w.ctxs
+	if c == nil {
+		return
+	}
 	w.mu.Lock()
-	cancel := w.boundCancel
-	w.boundCancel = nil
+	cancel := c.boundCancel
+	c.boundCancel = nil
 	w.mu.Unlock()
 	if cancel != nil {
 		cancel(nil)
 	}
-	w.bound, w.boundParent = nil, nil
+	c.bound, c.boundParent = nil, nil
 }
 
 // cancelRunning cancels the context of every running task, with cause.
@@ -543,11 +597,13 @@ func (p *Pool[R]) cancelRunning(cause error) {
 	cause = context.Cause(p.tasks)
 	for _, w := range p.all() {
 		w.mu.Lock()
-		if w.cancel != nil {
-			w.cancel(cause)
-		}
-		if w.boundCancel != nil {
-			w.boundCancel(cause)
+		if c := w.ctxs; c != nil {
+			if c.cancel != nil {
+				c.cancel(cause)
+			}
+			if c.boundCancel != nil {
+				c.boundCancel(cause)
+			}
 		}
 		w.mu.Unlock()
 	}
@@ -580,7 +636,7 @@ func (w *worker[R]) exec(ctx context.Context, t *task[R]) (err error, panicked b
 			if perr := safe.Recovered(recover()); perr != nil {
 				err, panicked = perr, true
 			} else {
-				w.cur = *t // nothing to recover: a Goexit
+				w.x().cur = *t // nothing to recover: a Goexit
 			}
 		}
 	}()
@@ -599,8 +655,8 @@ func (w *worker[R]) after(t *task[R], err error, faulted bool) {
 		// does the ErrorHandler of a task of Go that failed.
 		w.publish(t.res == nil)
 	}
-	if p.cfg.checkIdle > 0 {
-		w.lastDone = p.cfg.clock.Now() // before the submitter hears
+	if p.cfg.checkIdle > 0 && w.idling != nil {
+		w.idling.lastDone = p.cfg.clock.Now() // before the submitter hears
 	}
 	outcome := Succeeded
 	if err != nil {
@@ -702,7 +758,7 @@ func (w *worker[R]) begin(resource *string) { w.opening.Store(resource) }
 // called runtime.Goexit, once the open has closed what it opened before.
 func (w *worker[R]) openExited(resource, constructor string, rollback error) {
 	err := fmt.Errorf("%w (a constructor must return: t.FailNow and testify's require call runtime.Goexit)", ErrGoexit)
-	w.exitedOpen = errors.Join(&resources.OpenError{Resource: resource, Constructor: constructor, Err: err}, rollback)
+	w.x().exitedOpen = errors.Join(&resources.OpenError{Resource: resource, Constructor: constructor, Err: err}, rollback)
 }
 
 // opened records an open that began at began.
@@ -714,16 +770,21 @@ func (w *worker[R]) opened(began time.Time, err error) {
 func (w *worker[R]) adopt(scope *plan.Scope[R]) {
 	p := w.p
 	w.opens++
-	w.goexitBackoff = 0
+	if w.rare != nil {
+		w.rare.goexitBackoff = 0
+	}
 	w.thread = threadID()
 	w.phase.Store(phaseServing) // before anyone hears: Stats counts it
 	w.scope, w.r, w.tasks = scope, scope.Value(), 0
+	if (p.cfg.checkIdle > 0 || p.cfg.maxAge > 0) && w.idling == nil {
+		w.idling = new(idling)
+	}
 	if p.cfg.checkIdle > 0 {
-		w.lastDone = p.cfg.clock.Now()
+		w.idling.lastDone = p.cfg.clock.Now()
 	}
 	if p.cfg.maxAge > 0 {
 		w.expired.Store(false)
-		w.aging = p.cfg.clock.AfterFunc(p.cfg.maxAge, func() { w.expired.Store(true) })
+		w.idling.aging = p.cfg.clock.AfterFunc(p.cfg.maxAge, func() { w.expired.Store(true) })
 	}
 }
 
@@ -735,9 +796,9 @@ func (w *worker[R]) close(ctx context.Context) error {
 	w.closing.Store(w.scope)
 	w.closePrev = w.phase.Swap(phaseClosing)
 	w.closeBegan = p.cfg.clock.Now()
-	if w.aging != nil {
-		w.aging.Stop()
-		w.aging = nil
+	if w.idling != nil && w.idling.aging != nil {
+		w.idling.aging.Stop()
+		w.idling.aging = nil
 	}
 	w.expired.Store(false)
 	return w.closed(w.scope.Unwind(ctx))
@@ -767,7 +828,7 @@ func (p *Pool[R]) closeContext() (context.Context, context.CancelFunc) {
 // fails.
 func (w *worker[R]) checkIfIdle() {
 	p := w.p
-	if w.scope == nil || p.cfg.clock.Now().Sub(w.lastDone) <= p.cfg.checkIdle {
+	if w.scope == nil || p.cfg.clock.Now().Sub(w.idling.lastDone) <= p.cfg.checkIdle {
 		return
 	}
 	w.phase.Store(phaseChecking)
@@ -796,7 +857,8 @@ func (r rebuildReason) String() string {
 func (w *worker[R]) rebuild(why rebuildReason, cause error) {
 	p := w.p
 	w.phase.Store(phaseRebuilding)
-	w.rebuildWhy, w.rebuildCause = why, cause
+	x := w.x()
+	x.rebuildWhy, x.rebuildCause = why, cause
 	if w.scope != nil {
 		// Not cancelled with the tasks: a batch must still commit.
 		ctx, cancel := p.closeContext()
