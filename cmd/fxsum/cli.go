@@ -140,19 +140,20 @@ func checkOpenFiles(o *options) error {
 	if !ok {
 		return nil
 	}
-	per, workers := filesPerHashWorker, o.workers
+	reserved, per, workers := filesReserved, filesPerHashWorker, o.workers
 	switch {
 	case o.cmd == "index" && o.queue != "":
+		// Hashing workers, and the pool of writers that store their results.
 		workers = o.queueWorkers
-		per = filesPerHashWorker + filesPerIndexWorker*queueWriters // the writers' connections, once
+		reserved += filesPerIndexWorker * queueWriters
 	case o.cmd == "index":
 		per = filesPerIndexWorker
 	}
-	need := filesReserved + per*workers
+	need := reserved + per*workers
 	if need <= limit {
 		return nil
 	}
-	most := max((limit-filesReserved)/per, 0)
+	most := max((limit-reserved)/per, 0)
 	if !o.flagSet["workers"] && most >= 1 {
 		// The default, one a core: as many as the limit allows.
 		if o.cmd == "index" && o.queue != "" {

@@ -84,6 +84,11 @@ func TestWorkersWithinOpenFiles(t *testing.T) {
 	if o, err := parseArgs([]string{"verify", "--workers", "40"}, io.Discard); err != nil || o.workers != 40 {
 		t.Errorf("verify --workers 40 with 64 open files (one each): %v", err)
 	}
+	// With --queue, the hashing workers open one file each; the two
+	// writers' connections count once, not once a worker.
+	if o, err := parseArgs([]string{"--queue", "embedded", "--workers", "30", "dir"}, io.Discard); err != nil || o.queueWorkers != 30 {
+		t.Errorf("index --queue --workers 30 with 64 open files (24 + 6 + 30 needed): %v", err)
+	}
 	limit = 24 + 3 // room for one index worker
 	o, err := parseArgs([]string{"dir"}, io.Discard)
 	if err != nil || o.workers != 1 {
