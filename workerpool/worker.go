@@ -82,9 +82,9 @@ type taskCtxs struct {
 	boundCancel        context.CancelCauseFunc
 }
 
-// taskCtxs returns the worker's taskCtxs, made on first use. Only the
+// kept returns the worker's taskCtxs, made on first use. Only the
 // worker's goroutine calls it.
-func (w *worker[R]) taskCtxs() *taskCtxs {
+func (w *worker[R]) kept() *taskCtxs {
 	if w.ctxs == nil {
 		w.mu.Lock()
 		w.ctxs = new(taskCtxs)
@@ -258,7 +258,9 @@ func (w *worker[R]) goexited() {
 			w.reopen(why, cause)
 			x.holding = nil
 			w.phase.Store(phaseServing)
-			w.handleHeld(held)
+			if held != nil { // runs, or is dropped and told if the pool stops or the open failed
+				w.handle(held)
+			}
 			return true
 		})
 		return
@@ -308,14 +310,16 @@ func (w *worker[R]) goexited() {
 			}
 			x.holding = nil
 			w.phase.Store(phaseServing)
-			w.handleHeld(held)
+			if held != nil { // runs, or is dropped and told if the pool stops or the open failed
+				w.handle(held)
+			}
 			return true
 		})
 	}
 }
 
 // takeHeld takes the task the worker held while it rebuilt (see handle),
-// if any.
+// if any, for the successor of the goroutine a Goexit ended.
 func (w *worker[R]) takeHeld() *task[R] {
 	if w.rare == nil {
 		return nil
@@ -323,15 +327,6 @@ func (w *worker[R]) takeHeld() *task[R] {
 	t := w.rare.holding
 	w.rare.holding = nil
 	return t
-}
-
-// handleHeld runs, on the successor of a goroutine that a Goexit ended as
-// it rebuilt, the task that goroutine held; or drops it, telling its
-// submitter, if the pool stops or the rebuild failed.
-func (w *worker[R]) handleHeld(t *task[R]) {
-	if t != nil {
-		w.handle(t)
-	}
 }
 
 // serve runs tasks until the worker is told to end — by a pill, by retiring
@@ -470,7 +465,7 @@ func (w *worker[R]) handle(t *task[R]) {
 		ctx = w.boundCtx(t.ctx)
 	case ctxShared:
 		ctx = t.ctx
-		if c := w.taskCtxs(); ctx != c.shared {
+		if c := w.kept(); ctx != c.shared {
 			c.shared = ctx
 			w.track(t.res.(sharedCtx).cancelCause())
 		}
@@ -503,7 +498,7 @@ func (e notRun) Error() string { return "not run: " + e.cause.Error() }
 // It stays tracked until the worker runs another Map's task: cancelling a
 // context whose Map is over changes nothing.
 func (w *worker[R]) track(cancel context.CancelCauseFunc) {
-	c := w.taskCtxs()
+	c := w.kept()
 	w.mu.Lock()
 	c.cancel = cancel
 	w.mu.Unlock()
@@ -520,7 +515,7 @@ func (w *worker[R]) track(cancel context.CancelCauseFunc) {
 // ended (parent did, or the stop) is replaced, and released when the
 // worker exits.
 func (w *worker[R]) boundCtx(parent context.Context) context.Context {
-	c := w.taskCtxs()
+	c := w.kept()
 	if c.bound != nil && same(parent, c.boundParent) && !ended(c.bound) {
 		return c.bound
 	}
