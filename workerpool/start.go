@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"time"
 )
 
@@ -29,12 +30,21 @@ func share(d time.Duration, num, den int64) time.Duration {
 	return d * time.Duration(num) / time.Duration(den)
 }
 
-// startRun is one start's hand-off with the workers it launched.
+// startRun is one start's hand-off with the workers it launched. A worker
+// reports how its open went by appending to reports, and goes on without
+// waiting: the start reads the reports in batches, woken only when it has
+// something to act on (see report), not once per worker.
 type startRun struct {
-	ctx    context.Context // the open's context: ends with the start
-	sem    chan struct{}   // StartConcurrency; nil if it is no limit
-	ready  chan openResult // unbuffered: see report
-	gaveUp chan struct{}   // closed once the start reads no more reports
+	ctx  context.Context // the open's context: ends with the start
+	sem  chan struct{}   // StartConcurrency; nil if it is no limit
+	wake chan struct{}   // buffered: the start has reports to act on
+
+	mu      sync.Mutex
+	reports []openResult // capacity n: never reallocated, see take
+	left    int          // reports still to come
+	eager   bool         // the start rolls back: wake it for every report
+	closed  bool         // the start takes no more reports
+	taken   int          // reports the start has read; the start's alone
 }
 
 type openResult struct {
@@ -70,14 +80,14 @@ func (p *Pool[R]) start(ctx context.Context) error {
 		defer cancel()
 	}
 	run := &startRun{
-		ctx:    openCtx,
-		ready:  make(chan openResult),
-		gaveUp: make(chan struct{}),
+		ctx:     openCtx,
+		wake:    make(chan struct{}, 1),
+		reports: make([]openResult, 0, n),
+		left:    n,
 	}
 	if p.cfg.startConcurrency < n {
 		run.sem = make(chan struct{}, p.cfg.startConcurrency)
 	}
-	defer close(run.gaveUp)
 	for _, w := range p.all()[:n] {
 		w.slotted = true // no grower or Resize yet: no lock needed
 		p.launch(w, func() bool { return w.openAtStart(run) })
@@ -108,8 +118,10 @@ func (p *Pool[R]) start(ctx context.Context) error {
 	}
 	for reported < n && cause == nil && len(failures) == 0 {
 		select {
-		case r := <-run.ready:
-			consider(r)
+		case <-run.wake:
+			for _, r := range run.take(false, false) {
+				consider(r)
+			}
 		case <-openCtx.Done():
 			cause = context.Cause(openCtx)
 		}
@@ -147,6 +159,15 @@ func (p *Pool[R]) start(ctx context.Context) error {
 	// late reports are taken until the rollback's deadline. A worker that
 	// reports later closes what it opened on its own.
 	pills := opened
+	take := func(last bool) {
+		for _, r := range run.take(true, last) {
+			consider(r)
+			if r.err == nil {
+				pills++
+			}
+		}
+	}
+	take(false) // and from now on, every report wakes the start
 	for (pills > 0 || reported < n) && rb.Err() == nil {
 		if pills > 0 && p.q.TryPush(task[R]{ctx: rb}) {
 			pills--
@@ -166,15 +187,13 @@ func (p *Pool[R]) start(ctx context.Context) error {
 		}
 		select {
 		case <-room: // try again
-		case r := <-run.ready:
-			consider(r)
-			if r.err == nil {
-				pills++
-			}
+		case <-run.wake:
+			take(false)
 		case <-rb.Done():
 		}
 		done()
 	}
+	take(true) // the last reports: their workers opened in vain if pills are left
 	abandoned := pills > 0
 	if abandoned {
 		close(p.abandon) // workers the rollback had no time to pill close alone
@@ -277,16 +296,41 @@ func (run *startRun) end() {
 }
 
 // report tells the start how worker id's open went, and reports whether
-// the worker is to serve: only if the start took the report and the open
-// succeeded.
+// the worker is to serve: only if the start will read the report and the
+// open succeeded. The start is woken by a failure, by the last report, and
+// by every report once it rolls back; the rest wait for one of those.
 func (run *startRun) report(id int, err error) bool {
-	select {
-	case run.ready <- openResult{id, err}:
-		// The start has it: if it rolls back, it sends this worker a pill.
-		return err == nil
-	case <-run.gaveUp:
+	run.mu.Lock()
+	if run.closed {
+		run.mu.Unlock()
 		return false // the loop closes whatever opened
 	}
+	// The start will read it: if it rolls back, it sends this worker a pill.
+	run.reports = append(run.reports, openResult{id, err})
+	run.left--
+	wake := err != nil || run.left == 0 || run.eager
+	run.mu.Unlock()
+	if wake {
+		select {
+		case run.wake <- struct{}{}:
+		default: // the start has yet to take the wake-up already there
+		}
+	}
+	return err == nil
+}
+
+// take returns the reports the start has not read yet. Once a take is
+// eager (the rollback's), every report wakes the start; after the last,
+// reports are refused. Reports go into a slice made with room for every
+// worker, so what take returns stays valid as workers append behind it.
+func (run *startRun) take(eager, last bool) []openResult {
+	run.mu.Lock()
+	rs := run.reports[run.taken:]
+	run.taken = len(run.reports)
+	run.eager = run.eager || eager
+	run.closed = last
+	run.mu.Unlock()
+	return rs
 }
 
 // neverBegan is the report of a worker whose open the start gave up on
