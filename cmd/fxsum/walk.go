@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 )
 
@@ -175,18 +174,13 @@ func (w *walker) walkDir(ctx context.Context, root, dir string, ancestors []file
 		f.Close()
 		return err
 	}
-	ents, rerr := f.ReadDir(-1)
+	list, rerr := readDir(f, nil)
 	complete := true
 	if rerr != nil {
 		w.v.problem(dir, true, rerr)
 		complete = false
 	}
-	list := make([]dirent, len(ents))
-	for i, e := range ents {
-		list[i] = dirent{name: e.Name(), typ: e.Type()}
-	}
-	ents = nil
-	slices.SortFunc(list, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
+	sortDirents(list)
 	d.fd = f.Fd()
 	for i, e := range list {
 		if i%1024 == 0 {
@@ -210,12 +204,6 @@ func (w *walker) walkDir(ctx context.Context, root, dir string, ancestors []file
 		}
 	}
 	return nil
-}
-
-// dirent is a directory entry: its name and type.
-type dirent struct {
-	name string
-	typ  fs.FileMode
 }
 
 func (w *walker) entry(ctx context.Context, d *dirState, e dirent) error {
