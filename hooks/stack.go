@@ -32,6 +32,7 @@ type Cleanup func(context.Context) error
 type Stack struct {
 	mu      sync.Mutex
 	entries []entry
+	first   [1]entry // entries' first backing array: most stacks hold one
 	closed  bool
 
 	// While and after closing:
@@ -50,15 +51,30 @@ type entry struct {
 // [ErrClosed]: the caller still owns the resource.
 func (s *Stack) Push(name string, cleanup Cleanup) error {
 	if cleanup == nil {
-		return fmt.Errorf("hooks: push %q: nil cleanup", name)
+		return pushError(name, errNilCleanup)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
-		return fmt.Errorf("hooks: push %q: %w", name, ErrClosed)
+		s.mu.Unlock()
+		return pushError(name, ErrClosed)
+	}
+	if s.entries == nil {
+		s.entries = s.first[:0]
 	}
 	s.entries = append(s.entries, entry{name: name, fn: cleanup})
+	s.mu.Unlock()
 	return nil
+}
+
+var errNilCleanup = errors.New("nil cleanup")
+
+// pushError is the error of a push of name that failed with err. Apart, so
+// that the first push onto a worker's stack, deep in its first open, needs
+// a small frame.
+//
+//go:noinline
+func pushError(name string, err error) error {
+	return fmt.Errorf("hooks: push %q: %w", name, err)
 }
 
 // Close runs every pushed cleanup once, the last pushed first, and returns
