@@ -131,6 +131,13 @@ func (e ResourceOpened) Level() zapcore.Level { return levelOf(e.Err, zap.DebugL
 // Level is debug, or warn if the close failed.
 func (e ResourceClosed) Level() zapcore.Level { return levelOf(e.Err, zap.DebugLevel, zap.WarnLevel) }
 
+// hears reports whether an event of level lvl would be logged or handed
+// to Events: the events of every worker's open and close are made only
+// then, for a pool of many workers starts and stops without them.
+func (p *Pool[R]) hears(lvl zapcore.Level) bool {
+	return p.cfg.events != nil || p.log.Level().Enabled(lvl)
+}
+
 // record logs an event and hands it to the hook.
 func (p *Pool[R]) record(e Event) {
 	// Level first: Check's frame would grow the stack of a worker that

@@ -97,6 +97,7 @@ type Pool[R any] struct {
 
 	slots   atomic.Pointer[[]*worker[R]] // grown by Resize only; see all
 	elastic *elastic                     // nil for a pool of fixed size
+	opts    plan.OpenOptions             // every worker's: see worker.open
 
 	dropped  atomic.Uint64
 	restarts atomic.Uint64
@@ -132,6 +133,16 @@ func newPool[R any](name string, cfg config, pl *plan.Plan[R], ext []reflect.Val
 		slots[i] = &worker[R]{p: p, id: i}
 	}
 	p.slots.Store(&slots)
+	// One for every worker: an open's frames stay small (see worker.open).
+	// A worker's slot is published before it opens (see grow).
+	p.opts = plan.OpenOptions{
+		Begin:        func(id int, resource *string) { p.all()[id].opening.Store(resource) },
+		CloseTimeout: cfg.closeTimeout,
+		OnCaller:     cfg.lockThread,
+		Goexit: func(id int, resource, constructor string, rollback error) {
+			p.all()[id].openExited(resource, constructor, rollback)
+		},
+	}
 	if cfg.minWorkers >= 0 {
 		p.elastic = newElastic()
 	}

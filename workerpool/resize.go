@@ -74,11 +74,14 @@ func (p *Pool[R]) grow(k int) {
 	}
 	grown := append(make([]*worker[R], 0, len(slots)+k), slots...)
 	for range k {
-		w := &worker[R]{p: p, id: len(grown), slotted: true}
-		grown = append(grown, w)
+		grown = append(grown, &worker[R]{p: p, id: len(grown), slotted: true})
+	}
+	// Published before the new workers open: the pool's open callbacks
+	// find a worker by its ID (see newPool).
+	p.slots.Store(&grown)
+	for _, w := range grown[len(slots):] {
 		p.launch(w, w.openLater)
 	}
-	p.slots.Store(&grown)
 }
 
 // openLater is the boot of a worker opened after the start (a Resize, or

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/fxpool/fxpool/internal/plan"
 	"github.com/fxpool/fxpool/internal/safe"
@@ -101,8 +102,9 @@ type idling struct {
 
 // workerRare is what a worker keeps for goexited.
 type workerRare[R any] struct {
-	cur     task[R]  // the task that called Goexit, if any: see exec
-	holding *task[R] // the task taken while its worker rebuilds first: see handle
+	cur     task[R] // the task that called Goexit, if any: see exec
+	holding task[R] // a copy of the task taken while its worker rebuilds first: see handle
+	holds   bool    // holding is a task
 	// exitedOpen is the error of an open that a constructor's Goexit cut
 	// short: see openExited.
 	exitedOpen error
@@ -155,11 +157,17 @@ func (w *worker[R]) loop(boot func() bool) {
 		cancel  context.CancelFunc
 		retired bool
 	)
+	// A stack that grows is copied: a local's address tells whether boot
+	// grew this one.
+	var mark byte
+	at := uintptr(unsafe.Pointer(&mark))
 	serve := boot == nil || boot()
-	if serve && boot != nil && !w.p.cfg.lockThread {
+	if serve && boot != nil && !w.p.cfg.lockThread && uintptr(unsafe.Pointer(&mark)) != at {
 		// The open grew this goroutine's stack (reflection, the user's
 		// constructors): serve on a fresh one, which an idle worker keeps
-		// small. Locked workers keep their thread instead.
+		// small. Locked workers keep their thread instead. An open that
+		// did not grow it, as most direct opens of a light resource, is
+		// spared a goroutine.
 		normal = true
 		w.p.spawn(w, nil)
 		return
@@ -254,9 +262,9 @@ func (w *worker[R]) goexited() {
 		why, cause := x.rebuildWhy, x.rebuildCause
 		held := w.takeHeld()
 		p.spawn(w, func() bool {
-			x.holding = held // a Goexit again hands it on
+			x.hold(held) // a Goexit again hands it on
 			w.reopen(why, cause)
-			x.holding = nil
+			x.release()
 			w.phase.Store(phaseServing)
 			if held != nil { // runs, or is dropped and told if the pool stops or the open failed
 				w.handle(held)
@@ -299,7 +307,7 @@ func (w *worker[R]) goexited() {
 		x.goexitBackoff = min(max(2*x.goexitBackoff, p.cfg.backoffMin), p.cfg.backoffMax)
 		pause := x.goexitBackoff/2 + rand.N(x.goexitBackoff/2+1)
 		p.spawn(w, func() bool {
-			x.holding = held    // a Goexit again hands it on
+			x.hold(held)        // a Goexit again hands it on
 			if w.scope != nil { // intact after a callback; a no-op if a cleanup was running
 				ctx, cancel := p.closeContext()
 				_ = w.close(ctx)
@@ -308,7 +316,7 @@ func (w *worker[R]) goexited() {
 			if p.countRestart(err) && p.sleep(pause) {
 				w.reopen(restart, err)
 			}
-			x.holding = nil
+			x.release()
 			w.phase.Store(phaseServing)
 			if held != nil { // runs, or is dropped and told if the pool stops or the open failed
 				w.handle(held)
@@ -321,13 +329,24 @@ func (w *worker[R]) goexited() {
 // takeHeld takes the task the worker held while it rebuilt (see handle),
 // if any, for the successor of the goroutine a Goexit ended.
 func (w *worker[R]) takeHeld() *task[R] {
-	if w.rare == nil {
+	if w.rare == nil || !w.rare.holds {
 		return nil
 	}
 	t := w.rare.holding
-	w.rare.holding = nil
-	return t
+	w.rare.release()
+	return &t
 }
+
+// hold keeps a copy of t, if not nil, for goexited. A copy, not t: the task
+// of a worker's loop stays on its stack.
+func (x *workerRare[R]) hold(t *task[R]) {
+	if t != nil {
+		x.holding, x.holds = *t, true
+	}
+}
+
+// release forgets the task hold kept.
+func (x *workerRare[R]) release() { x.holding, x.holds = task[R]{}, false }
 
 // serve runs tasks until the worker is told to end — by a pill, by retiring
 // from an elastic pool or after a Resize, or because the stop gave up
@@ -339,7 +358,7 @@ func (w *worker[R]) serve() (ctx context.Context, cancel context.CancelFunc, ret
 	for w.next(&t) {
 		if t.control() { // a pill: next takes the wake-ups
 			w.idle()
-			return t.ctx, func() {}, false
+			return t.ctx, noCancel, false
 		}
 		w.handle(&t)
 	}
@@ -351,6 +370,10 @@ func (w *worker[R]) serve() (ctx context.Context, cancel context.CancelFunc, ret
 	ctx, cancel = w.p.closeContext()
 	return ctx, cancel, retired
 }
+
+// noCancel is the cancel of a context that needs none. A package-level
+// func: a literal in a generic method would be made for each call.
+var noCancel = func() {}
 
 // next waits for a task and puts it in t. It reports false if the worker
 // is to end without a pill: an elastic worker that retires, a worker a
@@ -442,9 +465,9 @@ func (w *worker[R]) handle(t *task[R]) {
 		// constructor, a cleanup or a check then hands t to the worker's
 		// successor (see goexited).
 		x := w.x()
-		x.holding = t
+		x.hold(t)
 		w.renew()
-		x.holding = nil
+		x.release()
 	}
 	if p.dropping.Load() || w.scope == nil {
 		p.drop(*t)
@@ -736,7 +759,8 @@ func (w *worker[R]) open(ctx context.Context) error {
 	p := w.p
 	w.gen = w.opens
 	began := p.cfg.clock.Now()
-	scope, err := p.plan.OpenWith(ctx, w.identity(), p.ext, plan.OpenOptions{Begin: w.begin, CloseTimeout: p.cfg.closeTimeout, OnCaller: p.cfg.lockThread, Goexit: w.openExited})
+	id := w.identity()
+	scope, err := p.plan.OpenWith(ctx, &id, p.ext, &p.opts)
 	w.opening.Store(nil)
 	w.opened(began, err)
 	if err != nil {
@@ -745,9 +769,6 @@ func (w *worker[R]) open(ctx context.Context) error {
 	w.adopt(scope)
 	return nil
 }
-
-// begin records the resource the worker begins to open, for reports.
-func (w *worker[R]) begin(resource *string) { w.opening.Store(resource) }
 
 // openExited records, for goexited, the error of an open whose constructor
 // called runtime.Goexit, once the open has closed what it opened before.
@@ -758,7 +779,10 @@ func (w *worker[R]) openExited(resource, constructor string, rollback error) {
 
 // opened records an open that began at began.
 func (w *worker[R]) opened(began time.Time, err error) {
-	w.p.record(WorkerOpened{Worker: w.identity(), Took: w.p.cfg.clock.Now().Sub(began), Err: err})
+	if e, p := (WorkerOpened{Err: err}), w.p; p.hears(e.Level()) {
+		e.Worker, e.Took = w.identity(), p.cfg.clock.Now().Sub(began)
+		p.record(e)
+	}
 }
 
 // adopt makes scope the worker's resources, and the worker ready to serve.
@@ -807,7 +831,10 @@ func (w *worker[R]) closed(err error) error {
 	w.scope = nil
 	var zero R
 	w.r = zero
-	p.record(WorkerClosed{Worker: w.identity(), Took: p.cfg.clock.Now().Sub(w.closeBegan), Err: err})
+	if e := (WorkerClosed{Err: err}); p.hears(e.Level()) {
+		e.Worker, e.Took = w.identity(), p.cfg.clock.Now().Sub(w.closeBegan)
+		p.record(e)
+	}
 	w.phase.Store(w.closePrev)
 	return err
 }

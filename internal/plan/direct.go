@@ -13,14 +13,14 @@ import (
 type directCall[R any] func(ctx context.Context, w resources.Worker) (R, func(context.Context) error, error)
 
 // call runs d, turning a panic into an error, as decl.Ctor.Call does.
-func (d directCall[R]) call(ctx context.Context, w resources.Worker) (v R, cleanup func(context.Context) error, err error) {
+func (d directCall[R]) call(ctx context.Context, w *resources.Worker) (v R, cleanup func(context.Context) error, err error) {
 	defer func() {
 		if perr := safe.Recovered(recover()); perr != nil {
 			var zero R
 			v, cleanup, err = zero, nil, perr
 		}
 	}()
-	v, cleanup, err = d(ctx, w)
+	v, cleanup, err = d(ctx, *w)
 	if err != nil {
 		var zero R
 		return zero, nil, err

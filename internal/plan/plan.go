@@ -368,17 +368,18 @@ func (p *Plan[R]) Resources() []string {
 // reverse order, with ctx's values but not its cancellation, and returns an
 // [*resources.OpenError] joined with any error of that rollback.
 func (p *Plan[R]) Open(ctx context.Context, w resources.Worker, ext []reflect.Value) (*Scope[R], error) {
-	return p.OpenWith(ctx, w, ext, OpenOptions{})
+	return p.OpenWith(ctx, &w, ext, &OpenOptions{})
 }
 
-// OpenOptions tunes [Plan.OpenWith].
+// OpenOptions tunes [Plan.OpenWith]. A pool makes one for all its workers:
+// its callbacks are told the [resources.Worker.ID] of the one that opens.
 type OpenOptions struct {
 	// Begin, if not nil, is called with a resource's name just before its
 	// constructor runs: a pool reports with it what a slow open is stuck in.
 	// The name is the plan's, never changed: keeping the pointer costs no
 	// allocation, and no growth of a worker's first stack in the
 	// allocator.
-	Begin func(resource *string)
+	Begin func(worker int, resource *string)
 	// CloseTimeout, if positive, bounds the rollback of a failed open.
 	CloseTimeout time.Duration
 	// OnCaller runs the rollback of a failed open on the calling goroutine,
@@ -391,17 +392,19 @@ type OpenOptions struct {
 	// runtime.Goexit, which no open survives: with the resource and its
 	// constructor, once what opened before it has been closed, with the
 	// error of that rollback.
-	Goexit func(resource, constructor string, rollback error)
+	Goexit func(worker int, resource, constructor string, rollback error)
 }
 
-// OpenWith is [Plan.Open] with options.
-func (p *Plan[R]) OpenWith(ctx context.Context, w resources.Worker, ext []reflect.Value, o OpenOptions) (*Scope[R], error) {
+// OpenWith is [Plan.Open] with options. w and o are passed by pointer, and
+// neither is kept: a worker's first stack holds an open's frames without
+// growing.
+func (p *Plan[R]) OpenWith(ctx context.Context, w *resources.Worker, ext []reflect.Value, o *OpenOptions) (*Scope[R], error) {
 	if len(ext) != len(p.needs) {
-		return nil, fmt.Errorf("resources: Open got %d external values, want %d", len(ext), len(p.needs))
+		return nil, wrongExt(len(ext), len(p.needs))
 	}
 	var at opening[R]
 	if o.Goexit != nil {
-		defer at.goexited(ctx, o) // a no-op unless a constructor called runtime.Goexit
+		defer at.goexited(ctx, w, o) // a no-op unless a constructor called runtime.Goexit
 	}
 	if p.direct != nil {
 		// Kept apart from openReflect, whose large frame would grow the
@@ -409,6 +412,14 @@ func (p *Plan[R]) OpenWith(ctx context.Context, w resources.Worker, ext []reflec
 		return at.done(p.openDirect(ctx, w, o, &at))
 	}
 	return at.done(p.openReflect(ctx, w, ext, o, &at))
+}
+
+// wrongExt is the error of an open given got external values for want
+// needs. Apart, so that its call's arguments are not in OpenWith's frame.
+//
+//go:noinline
+func wrongExt(got, want int) error {
+	return fmt.Errorf("resources: Open got %d external values, want %d", got, want)
 }
 
 // opening is where an open is: the constructor it calls and the scope of
@@ -428,7 +439,7 @@ func (at *opening[R]) done(s *Scope[R], err error) (*Scope[R], error) {
 // goexited runs, deferred, as a constructor's runtime.Goexit unwinds the
 // open: a Goexit cannot be stopped, but what opened before it is closed,
 // in reverse order, and the caller is told which constructor it was.
-func (at *opening[R]) goexited(ctx context.Context, o OpenOptions) {
+func (at *opening[R]) goexited(ctx context.Context, w *resources.Worker, o *OpenOptions) {
 	if at.returned || at.ctor == nil {
 		return
 	}
@@ -439,19 +450,20 @@ func (at *opening[R]) goexited(ctx context.Context, o OpenOptions) {
 		// deferred call too, and the Goexit be reported as a callback's.
 		err = rollbackOf[R](ctx, o)(at.scope)
 	}
-	o.Goexit(at.ctor.Name, at.ctor.Where, err)
+	o.Goexit(w.ID, at.ctor.Name, at.ctor.Where, err)
 }
 
 // rollbackOf returns the rollback of a failed open: it closes what the
 // scope opened, with ctx's values but not its cancellation.
-func rollbackOf[R any](ctx context.Context, o OpenOptions) func(*Scope[R]) error {
+func rollbackOf[R any](ctx context.Context, o *OpenOptions) func(*Scope[R]) error {
+	timeout, onCaller := o.CloseTimeout, o.OnCaller
 	return func(s *Scope[R]) error {
 		rctx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
-		if o.CloseTimeout > 0 {
-			rctx, cancel = context.WithTimeout(rctx, o.CloseTimeout)
+		if timeout > 0 {
+			rctx, cancel = context.WithTimeout(rctx, timeout)
 		}
 		defer cancel()
-		if o.OnCaller {
+		if onCaller {
 			return s.Unwind(rctx)
 		}
 		return s.Close(rctx)
@@ -460,7 +472,8 @@ func rollbackOf[R any](ctx context.Context, o OpenOptions) func(*Scope[R]) error
 
 // openReflect opens the resources of any plan, calling the constructors
 // through reflection.
-func (p *Plan[R]) openReflect(ctx context.Context, w resources.Worker, ext []reflect.Value, o OpenOptions, at *opening[R]) (*Scope[R], error) {
+func (p *Plan[R]) openReflect(ctx context.Context, wp *resources.Worker, ext []reflect.Value, o *OpenOptions, at *opening[R]) (*Scope[R], error) {
+	w := *wp
 	rollback := rollbackOf[R](ctx, o)
 	s := &Scope[R]{}
 	at.scope = s
@@ -473,7 +486,7 @@ func (p *Plan[R]) openReflect(ctx context.Context, w resources.Worker, ext []ref
 			return nil, errors.Join(err, rollback(s))
 		}
 		if o.Begin != nil {
-			o.Begin(&c.Name)
+			o.Begin(w.ID, &c.Name)
 		}
 		args := p.build(ctx, w, i, p.args[i], vals, ext)
 		began := time.Now()
@@ -507,13 +520,13 @@ func (p *Plan[R]) openReflect(ctx context.Context, w resources.Worker, ext []ref
 // openDirect is OpenWith for a plan with a direct call. Its frame is
 // kept small, the rare paths apart: a goroutine's first stack holds the
 // opens of most pools without growing.
-func (p *Plan[R]) openDirect(ctx context.Context, w resources.Worker, o OpenOptions, at *opening[R]) (*Scope[R], error) {
+func (p *Plan[R]) openDirect(ctx context.Context, w *resources.Worker, o *OpenOptions, at *opening[R]) (*Scope[R], error) {
 	c := p.ctors[0]
 	if ctx.Err() != nil {
 		return nil, gaveUp(ctx, c) // whoever opens has given up: open nothing
 	}
 	if o.Begin != nil {
-		o.Begin(&c.Name)
+		o.Begin(w.ID, &c.Name)
 	}
 	at.ctor = c
 	if p.observe != nil {
@@ -531,10 +544,11 @@ func (p *Plan[R]) openDirect(ctx context.Context, w resources.Worker, o OpenOpti
 
 // openObserved is openDirect with an observer, told of the open and of
 // the cleanup.
-func (p *Plan[R]) openObserved(ctx context.Context, w resources.Worker) (*Scope[R], error) {
+func (p *Plan[R]) openObserved(ctx context.Context, wp *resources.Worker) (*Scope[R], error) {
+	w := *wp
 	c := p.ctors[0]
 	began := time.Now()
-	v, cleanup, err := p.direct.call(ctx, w)
+	v, cleanup, err := p.direct.call(ctx, wp)
 	if err == nil && cleanup == nil {
 		cleanup = c.CloseOf(v)
 	}
@@ -553,7 +567,7 @@ func (p *Plan[R]) openObserved(ctx context.Context, w resources.Worker) (*Scope[
 func newScope[R any](c *decl.Ctor, v R, cleanup func(context.Context) error) (*Scope[R], error) {
 	s := &Scope[R]{value: v}
 	if c.Check.IsValid() {
-		s.checks = append(s.checks, check{name: c.Name, fn: c.Check, v: reflect.ValueOf(&v).Elem()})
+		s.checks = append(s.checks, check{name: c.Name, fn: c.Check, v: reflect.ValueOf(&s.value).Elem()})
 	}
 	if cleanup != nil {
 		if err := s.stack.Push(c.Name, cleanup); err != nil {
