@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -21,7 +22,7 @@ type indexVisitor struct {
 	run    *indexRun
 	s      *session[indexDeps]
 	conn   *sql.Conn
-	lookup *sql.Stmt
+	lookup [2]*sql.Stmt // lookupRows of the first chunk, and of the next ones
 	log    *zap.Logger
 
 	cur     *cursor // the rows of the current directory
@@ -58,64 +59,130 @@ type knownRow struct {
 	state fileState
 }
 
-// lookupRows reads the rows of a folder (the second parameter) for a run
-// of the algorithm (the first): see knownRow.
-var lookupRows = fmt.Sprintf(`SELECT name, iif(algo = ? AND indexed_ns >= mtime_ns + %d, size, -1), mtime_ns
-	FROM files WHERE dir = ? ORDER BY name`, racyWindow.Nanoseconds())
+// lookupRows reads a chunk of at most limit rows of a folder for a run of
+// an algorithm: its parameters are the algorithm, the folder and the name
+// after which the chunk begins. It returns the number
+// of rows and the rows as one text: for each row, in name order, its name,
+// a zero byte, its size (see knownRow), a space and its mtime_ns, the rows
+// joined by zero bytes (no name holds one). One value for many rows: the
+// driver's work for each row and each column of a result row (a step, and
+// two calls into SQLite per column, each under the connection's mutex, and
+// a string for the name) cost more than SQLite's own reading of the row.
+// The limit is no parameter: SQLite prepares a statement again when a
+// LIMIT's bound value changes.
+func lookupRows(limit int) string {
+	return fmt.Sprintf(`SELECT count(*), coalesce(group_concat(name || char(0) || size || ' ' || mtime_ns, char(0)), '')
+	FROM (SELECT name, iif(algo = ? AND indexed_ns >= mtime_ns + %d, size, -1) AS size, mtime_ns
+		FROM files WHERE dir = ? AND name > ? ORDER BY name LIMIT %d)`, racyWindow.Nanoseconds(), limit)
+}
 
-// The reader hands rows over in chunks: a small first one, so that the
-// walker can start merging soon after it has listed the directory, then
-// larger ones, up to maxRowsPerChunk.
+// The reader reads rows in chunks: a small first one, which the walker
+// waits for before it lists the directory, then larger ones.
 const (
-	firstRowsPerChunk = 16
-	maxRowsPerChunk   = 512
+	firstRowsPerChunk = 64
+	maxRowsPerChunk   = 4096
 )
+
+// parseRows appends the rows of text, a chunk of lookupRows, to rows. The
+// text's rows are in name order, as the query reads them; should they not
+// be, they are sorted, since the merge relies on it.
+func parseRows(text string, rows []knownRow) ([]knownRow, error) {
+	start := len(rows)
+	sorted := true
+	for len(text) > 0 {
+		var r knownRow
+		var ok bool
+		r.name, text, ok = strings.Cut(text, "\x00")
+		if !ok || r.name == "" {
+			return rows, errors.New("unexpected rows from the database")
+		}
+		var num string
+		if num, text, ok = strings.Cut(text, " "); ok {
+			r.state.size, ok = parseInt(num)
+		}
+		if ok {
+			num, text, _ = strings.Cut(text, "\x00")
+			r.state.mtime, ok = parseInt(num)
+		}
+		if !ok {
+			return rows, fmt.Errorf("unexpected rows from the database: %q is no number", num)
+		}
+		if len(rows) > start && rows[len(rows)-1].name >= r.name {
+			sorted = false
+		}
+		rows = append(rows, r)
+	}
+	if !sorted {
+		slices.SortFunc(rows[start:], func(a, b knownRow) int { return strings.Compare(a.name, b.name) })
+	}
+	return rows, nil
+}
+
+// parseInt parses a decimal integer of SQLite's, with an optional minus
+// sign; it reports false for anything else or an overflow.
+func parseInt(s string) (int64, bool) {
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	if s == "" || len(s) > 19 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	switch {
+	case neg && n <= 1<<63:
+		return -int64(n-1) - 1, true
+	case !neg && n < 1<<63:
+		return int64(n), true
+	}
+	return 0, false
+}
 
 // openCursor starts reading the rows of dir with lookup, which takes dir and
 // algo.
-func openCursor(ctx context.Context, lookup *sql.Stmt, dir, algo string) *cursor {
+func openCursor(ctx context.Context, lookup [2]*sql.Stmt, dir, algo string) *cursor {
 	c := &cursor{dir: dir, chunks: make(chan []knownRow, 2), stop: make(chan struct{}), done: make(chan struct{})}
 	go c.read(ctx, lookup, algo)
 	c.next()
 	return c
 }
 
-func (c *cursor) read(ctx context.Context, lookup *sql.Stmt, algo string) {
+func (c *cursor) read(ctx context.Context, lookup [2]*sql.Stmt, algo string) {
 	defer close(c.done)
 	defer close(c.chunks)
-	rows, err := lookup.QueryContext(ctx, algo, c.dir)
-	if err != nil {
-		c.err = fmt.Errorf("look up %s: %w", c.dir, err)
-		return
-	}
-	defer func() {
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			c.err = fmt.Errorf("look up %s: %w", c.dir, err)
-		}
-	}()
-	size := firstRowsPerChunk
-	chunk := make([]knownRow, 0, size)
-	for rows.Next() {
-		var r knownRow
-		if err := rows.Scan(&r.name, &r.state.size, &r.state.mtime); err != nil {
+	after := ""
+	for i, size := 0, firstRowsPerChunk; ; i, size = 1, maxRowsPerChunk {
+		var n int
+		var text string
+		if err := lookup[i].QueryRowContext(ctx, algo, c.dir, after).Scan(&n, &text); err != nil {
 			c.err = fmt.Errorf("look up %s: %w", c.dir, err)
 			return
 		}
-		chunk = append(chunk, r)
-		if len(chunk) == size {
+		chunk, err := parseRows(text, make([]knownRow, 0, n))
+		if err == nil && len(chunk) != n {
+			err = fmt.Errorf("unexpected rows from the database: %d rows, %d read", n, len(chunk))
+		}
+		if err != nil {
+			c.err = fmt.Errorf("look up %s: %w", c.dir, err)
+			return
+		}
+		if n > 0 {
 			select {
 			case c.chunks <- chunk:
 			case <-c.stop:
 				return
 			}
-			size = min(2*size, maxRowsPerChunk)
-			chunk = make([]knownRow, 0, size)
+			after = chunk[n-1].name
 		}
-	}
-	if len(chunk) > 0 {
-		select {
-		case c.chunks <- chunk:
-		case <-c.stop:
+		if n < size {
+			return
 		}
 	}
 }
@@ -169,11 +236,13 @@ func walkIndex(ctx context.Context, run *indexRun, s *session[indexDeps], db *sq
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer func() { err = errors.Join(err, conn.Close()) }()
-	lookup, err := conn.PrepareContext(ctx, lookupRows)
-	if err != nil {
-		return fmt.Errorf("prepare lookup: %w", err)
+	var lookup [2]*sql.Stmt
+	for i, limit := range []int{firstRowsPerChunk, maxRowsPerChunk} {
+		if lookup[i], err = conn.PrepareContext(ctx, lookupRows(limit)); err != nil {
+			return fmt.Errorf("prepare lookup: %w", err)
+		}
+		defer lookup[i].Close()
 	}
-	defer lookup.Close()
 	v := &indexVisitor{
 		run: run, s: s, conn: conn, lookup: lookup, log: log,
 		visited: make(map[string]struct{}), failed: make(map[string]struct{}),

@@ -39,7 +39,7 @@ func sortDirents(list []dirent) {
 }
 
 // radixMin is the smallest list that sortDirents sorts by radix.
-const radixMin = 1024
+const radixMin = 256
 
 // direntKey is the bytes off to off+8 of list[i].name, big-endian, zero
 // padded: no name holds a zero byte, so that keys compare as those bytes of
