@@ -158,47 +158,25 @@ func (p *Pool[R]) start(ctx context.Context) error {
 	// Every worker that opened gets a pill carrying the rollback's context;
 	// late reports are taken until the rollback's deadline. A worker that
 	// reports later closes what it opened on its own.
-	pills := opened
+	pill := task[R]{ctx: rb}
+	p.q.End(pill, opened)
 	take := func(last bool) {
 		for _, r := range run.take(true, last) {
 			consider(r)
 			if r.err == nil {
-				pills++
+				p.q.End(pill, 1)
 			}
 		}
 	}
 	take(false) // and from now on, every report wakes the start
-	for (pills > 0 || reported < n) && rb.Err() == nil {
-		if pills > 0 && p.q.TryPush(task[R]{ctx: rb}) {
-			pills--
-			continue
-		}
-		var (
-			room <-chan struct{}
-			done = func() {}
-		)
-		if pills > 0 {
-			room, done = p.q.WaitRoom()
-			if p.q.TryPush(task[R]{ctx: rb}) {
-				done()
-				pills--
-				continue
-			}
-		}
+	for reported < n && rb.Err() == nil {
 		select {
-		case <-room: // try again
 		case <-run.wake:
 			take(false)
 		case <-rb.Done():
 		}
-		done()
 	}
-	take(true) // the last reports: their workers opened in vain if pills are left
-	abandoned := pills > 0
-	if abandoned {
-		close(p.abandon) // workers the rollback had no time to pill close alone
-		p.wakeWaiting()
-	}
+	take(true)
 	var head error
 	if len(failures) > 0 {
 		head = fmt.Errorf("workerpool: pool %q: start: %w", p.name, errors.Join(failures...))
@@ -208,12 +186,10 @@ func (p *Pool[R]) start(ctx context.Context) error {
 	errs := []error{head}
 	if err := p.waitWorkers(rb, p.all()[:n]); err != nil {
 		errs = append(errs, fmt.Errorf("roll back: %w", err))
-		if !abandoned {
-			// The sweep below takes the pills still queued: the workers
-			// they were for close alone, as after a stop that gave up.
-			close(p.abandon)
-			p.wakeWaiting()
-		}
+		// The sweep below takes the pills still queued: the workers they
+		// were for close alone, as after a stop that gave up.
+		close(p.abandon)
+		p.wakeWaiting()
 	}
 	p.finalSweep()
 	close(p.stopped) // nothing left for a stop to do

@@ -146,16 +146,10 @@ func (p *Pool[R]) shutdown(ctx context.Context, policy StopPolicy) error {
 		p.sweep() // report what is queued now, before any pill is
 	}
 
-	live, pills := p.all(), p.pills()
+	live := p.all()
 	// One pill per worker, behind the tasks already queued: each worker
 	// takes one when it is free and closes its resources with closeCtx.
-	pill := task[R]{ctx: closeCtx}
-send:
-	for range pills {
-		if !p.q.TryPush(pill) && !p.q.Push(pill, closeCtx.Done(), nil) {
-			break send
-		}
-	}
+	p.q.End(task[R]{ctx: closeCtx}, p.pills())
 	if err := p.waitWorkers(closeCtx, live); err != nil {
 		errs = append(errs, err)
 		p.dropQueued()

@@ -45,10 +45,12 @@ type Ring[T any] struct {
 	wake  chan struct{} // a token per claimed registration of an idle consumer
 	room  chan struct{} // tokens for full producers
 	slots []slot[T]
-	size  uint64 // len(slots)
-	mask  uint64 // size-1 if size is a power of two, else 0
-	hand  bool   // a hand-off queue: see New
-	spin  int    // yields of an empty Pop before it waits: see New
+	size  uint64            // len(slots)
+	mask  uint64            // size-1 if size is a power of two, else 0
+	hand  bool              // a hand-off queue: see New
+	spin  int               // yields of an empty Pop before it waits: see New
+	ends  atomic.Int64      // takes of an empty queue still to get end: see End
+	end   atomic.Pointer[T] // their value
 }
 
 type slot[T any] struct {
@@ -165,9 +167,46 @@ func (r *Ring[T]) TryPop(dst *T) bool {
 				return true
 			}
 		case seq < 2*pos+1: // not published yet: empty
-			return false
+			return r.takeEnd(dst)
 		}
 		pos = r.head.Load()
+	}
+}
+
+// End makes each of the next n takes from the queue that find it empty
+// take v: a worker pool's stop gives each worker a pill behind the values
+// queued, all at once, not one slot at a time. It wakes up to n idle
+// consumers. A later End adds to what is left of the n, and its v replaces
+// the earlier one's. End is for a queue's last values: one pushed, or
+// being pushed, while some of the n are left may be taken after them.
+func (r *Ring[T]) End(v T, n int) {
+	if n <= 0 {
+		return
+	}
+	r.end.Store(&v)
+	r.ends.Add(int64(n))
+	for range n {
+		if r.idle.Load() <= 0 {
+			return
+		}
+		r.wakeOne()
+	}
+}
+
+// takeEnd takes one of End's values into dst, if any is left.
+func (r *Ring[T]) takeEnd(dst *T) bool {
+	for {
+		n := r.ends.Load()
+		if n <= 0 {
+			return false
+		}
+		if r.ends.CompareAndSwap(n, n-1) {
+			*dst = *r.end.Load()
+			if n > 1 && r.idle.Load() > 0 {
+				r.wakeOne() // more wait: pass the wake on
+			}
+			return true
+		}
 	}
 }
 
