@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 
+	"github.com/fxpool/fxpool/internal/decl"
 	"github.com/fxpool/fxpool/internal/safe"
 	"github.com/fxpool/fxpool/resources"
 )
@@ -12,15 +13,21 @@ import (
 // nil if it has none (the caller then looks for a Close method).
 type directCall[R any] func(ctx context.Context, w resources.Worker) (R, func(context.Context) error, error)
 
-// call runs d, turning a panic into an error, as decl.Ctor.Call does.
-func (d directCall[R]) call(ctx context.Context, w *resources.Worker) (v R, cleanup func(context.Context) error, err error) {
+// call runs d, the constructor c, turning a panic into an error, as
+// decl.Ctor.Call does. If c calls runtime.Goexit, o.Goexit is told: there
+// is nothing opened before it to close.
+func (d directCall[R]) call(ctx context.Context, w *resources.Worker, c *decl.Ctor, o *OpenOptions) (v R, cleanup func(context.Context) error, err error) {
+	returned := false
 	defer func() {
 		if perr := safe.Recovered(recover()); perr != nil {
 			var zero R
 			v, cleanup, err = zero, nil, perr
+		} else if !returned && o.Goexit != nil {
+			o.Goexit(w.ID, c.Name, c.Where, nil)
 		}
 	}()
 	v, cleanup, err = d(ctx, *w)
+	returned = true
 	if err != nil {
 		var zero R
 		return zero, nil, err

@@ -396,20 +396,42 @@ type OpenOptions struct {
 }
 
 // OpenWith is [Plan.Open] with options. w and o are passed by pointer, and
-// neither is kept: a worker's first stack holds an open's frames without
-// growing.
+// neither is kept. A plan with a direct call opens on a frame kept small,
+// the rare paths apart, and without a deferred call of its own: a
+// goroutine's first stack holds the opens of most pools without growing.
 func (p *Plan[R]) OpenWith(ctx context.Context, w *resources.Worker, ext []reflect.Value, o *OpenOptions) (*Scope[R], error) {
 	if len(ext) != len(p.needs) {
 		return nil, wrongExt(len(ext), len(p.needs))
 	}
+	if p.direct == nil {
+		return p.openGuarded(ctx, w, ext, o)
+	}
+	c := p.ctors[0]
+	if ctx.Err() != nil {
+		return nil, gaveUp(ctx, c) // whoever opens has given up: open nothing
+	}
+	if o.Begin != nil {
+		o.Begin(w.ID, &c.Name)
+	}
+	if p.observe != nil {
+		return p.openObserved(ctx, w, o)
+	}
+	v, cleanup, err := p.direct.call(ctx, w, c, o)
+	if err != nil {
+		return nil, openFailed(c, err)
+	}
+	if cleanup == nil {
+		cleanup = c.CloseOf(v)
+	}
+	return newScope(c, v, cleanup)
+}
+
+// openGuarded is openReflect, and what a constructor's Goexit leaves open
+// closed: see goexited.
+func (p *Plan[R]) openGuarded(ctx context.Context, w *resources.Worker, ext []reflect.Value, o *OpenOptions) (*Scope[R], error) {
 	var at opening[R]
 	if o.Goexit != nil {
 		defer at.goexited(ctx, w, o) // a no-op unless a constructor called runtime.Goexit
-	}
-	if p.direct != nil {
-		// Kept apart from openReflect, whose large frame would grow the
-		// stack of every worker's goroutine that opens.
-		return at.done(p.openDirect(ctx, w, o, &at))
 	}
 	return at.done(p.openReflect(ctx, w, ext, o, &at))
 }
@@ -517,38 +539,13 @@ func (p *Plan[R]) openReflect(ctx context.Context, wp *resources.Worker, ext []r
 	return s, nil
 }
 
-// openDirect is OpenWith for a plan with a direct call. Its frame is
-// kept small, the rare paths apart: a goroutine's first stack holds the
-// opens of most pools without growing.
-func (p *Plan[R]) openDirect(ctx context.Context, w *resources.Worker, o *OpenOptions, at *opening[R]) (*Scope[R], error) {
-	c := p.ctors[0]
-	if ctx.Err() != nil {
-		return nil, gaveUp(ctx, c) // whoever opens has given up: open nothing
-	}
-	if o.Begin != nil {
-		o.Begin(w.ID, &c.Name)
-	}
-	at.ctor = c
-	if p.observe != nil {
-		return p.openObserved(ctx, w)
-	}
-	v, cleanup, err := p.direct.call(ctx, w)
-	if err != nil {
-		return nil, openFailed(c, err)
-	}
-	if cleanup == nil {
-		cleanup = c.CloseOf(v)
-	}
-	return newScope(c, v, cleanup)
-}
-
-// openObserved is openDirect with an observer, told of the open and of
+// openObserved is OpenWith's direct call with an observer, told of the open and of
 // the cleanup.
-func (p *Plan[R]) openObserved(ctx context.Context, wp *resources.Worker) (*Scope[R], error) {
+func (p *Plan[R]) openObserved(ctx context.Context, wp *resources.Worker, o *OpenOptions) (*Scope[R], error) {
 	w := *wp
 	c := p.ctors[0]
 	began := time.Now()
-	v, cleanup, err := p.direct.call(ctx, wp)
+	v, cleanup, err := p.direct.call(ctx, wp, c, o)
 	if err == nil && cleanup == nil {
 		cleanup = c.CloseOf(v)
 	}
