@@ -792,7 +792,9 @@ func (w *worker[R]) adopt(scope *plan.Scope[R]) {
 	if w.rare != nil {
 		w.rare.goexitBackoff = 0
 	}
-	w.thread = threadID()
+	if p.cfg.lockThread {
+		w.thread = threadID() // a system call: only locked workers need it
+	}
 	w.phase.Store(phaseServing) // before anyone hears: Stats counts it
 	w.scope, w.r, w.tasks = scope, scope.Value(), 0
 	if (p.cfg.checkIdle > 0 || p.cfg.maxAge > 0) && w.idling == nil {
