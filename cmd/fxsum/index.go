@@ -263,22 +263,36 @@ func under(path, dir string) bool {
 // it stops the run.
 func (r *indexRun) hashTask(dir, name string, link bool) func(context.Context, indexDeps) error {
 	return func(ctx context.Context, d indexDeps) error {
-		path := filepath.Join(dir, name)
-		r.hooks.beforeTask(r.halt, r.refusing)
-		res, err := hashFile(ctx, path, r.opts.algo, r.opts.follow || link, d.Buf, d.Hashers, func(n int64) { r.c.readBytes.Add(n) })
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotRegular) {
-				return nil // deleted or replaced since it was listed; the next run sees what is there
-			}
-			r.problem(path, err)
+		row, ok := r.hash(ctx, d, dir, name, link)
+		if !ok {
 			return nil
 		}
-		r.c.hashed.Add(1)
-		r.c.hashedBytes.Add(res.state.size)
-		err = d.Batch.Add(ctx, rowOf(dir, name, r.opts.algo, res))
-		if err != nil {
-			return fmt.Errorf("index %s: %w", displayPath(path), err)
-		}
-		return nil
+		return r.add(ctx, d, row)
 	}
+}
+
+// hash hashes the file dir/name and counts it. It reports false for a file
+// that could not be hashed (reported and counted) or that is gone.
+func (r *indexRun) hash(ctx context.Context, d indexDeps, dir, name string, link bool) (fileRow, bool) {
+	path := filepath.Join(dir, name)
+	r.hooks.beforeTask(r.halt, r.refusing)
+	res, err := hashFile(ctx, path, r.opts.algo, r.opts.follow || link, d.Buf, d.Hashers, func(n int64) { r.c.readBytes.Add(n) })
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotRegular) {
+			return fileRow{}, false // deleted or replaced since it was listed; the next run sees what is there
+		}
+		r.problem(path, err)
+		return fileRow{}, false
+	}
+	r.c.hashed.Add(1)
+	r.c.hashedBytes.Add(res.state.size)
+	return rowOf(dir, name, r.opts.algo, res), true
+}
+
+// add adds row to the worker's batch.
+func (r *indexRun) add(ctx context.Context, d indexDeps, row fileRow) error {
+	if err := d.Batch.Add(ctx, row); err != nil {
+		return fmt.Errorf("index %s: %w", displayPath(filepath.Join(row.dir, row.name)), err)
+	}
+	return nil
 }

@@ -25,9 +25,10 @@ type indexVisitor struct {
 	lookup [2]*sql.Stmt // lookupRows of the first chunk, and of the next ones
 	log    *zap.Logger
 
-	cur     *cursor // the rows of the current directory
-	gone    [][]any // dir and name of the rows of the current directory with no file
-	deletes [][]any // dir and name of the rows that must go
+	cur     *cursor   // the rows of the current directory
+	ready   []fileRow // rows of early files, in order, for the pool
+	gone    [][]any   // dir and name of the rows of the current directory with no file
+	deletes [][]any   // dir and name of the rows that must go
 	visited map[string]struct{}
 	failed  map[string]struct{} // directories that could not be listed
 }
@@ -303,10 +304,16 @@ func (v *indexVisitor) file(ctx context.Context, dir, name string, st *fileState
 	if v.run.queue != nil {
 		return v.run.queue.publish(ctx, dir, name, link)
 	}
+	if err := v.flushReady(); err != nil { // in key order, before this file's row
+		return err
+	}
 	return v.s.submit(v.run.hashTask(dir, name, link))
 }
 
 func (v *indexVisitor) leaveDir(ctx context.Context, dir string, complete bool) error {
+	if err := v.flushReady(); err != nil {
+		return err
+	}
 	for v.cur.ok {
 		v.gone = append(v.gone, []any{dir, v.cur.row.name})
 		v.cur.next()

@@ -9,8 +9,9 @@ import (
 
 // dirent is a directory entry: its name and type.
 type dirent struct {
-	name string
-	typ  fs.FileMode
+	name  string
+	typ   fs.FileMode
+	early *earlyFile // the file, hashed as it was listed (early.go)
 }
 
 // listChunk is the most entries readDir hands to its callback at a time.

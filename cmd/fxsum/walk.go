@@ -174,7 +174,7 @@ func (w *walker) walkDir(ctx context.Context, root, dir string, ancestors []file
 		f.Close()
 		return err
 	}
-	list, rerr := readDir(f, nil)
+	list, rerr := readDir(f, w.earlyStarter(ctx, d))
 	complete := true
 	if rerr != nil {
 		w.v.problem(dir, true, rerr)
@@ -206,7 +206,37 @@ func (w *walker) walkDir(ctx context.Context, root, dir string, ancestors []file
 	return nil
 }
 
+// earlyStarter returns the function that starts the files of the listing
+// of d that the visitor hashes early (early.go), or nil.
+func (w *walker) earlyStarter(ctx context.Context, d *dirState) func([]dirent) {
+	ev, ok := w.v.(earlyVisitor)
+	if !ok {
+		return nil
+	}
+	start := ev.early(ctx, d.dir)
+	if start == nil {
+		return nil
+	}
+	return func(chunk []dirent) {
+		for i := range chunk {
+			e := &chunk[i]
+			// The regular files that entry would hand to the visitor
+			// with no state: not excluded, not the database's.
+			if !e.typ.IsRegular() || w.self.is(d.id, e.name, nil) ||
+				w.exclude != nil && w.exclude.skip(e.name, false, func() string { return relTo(d.root, filepath.Join(d.dir, e.name)) }) {
+				continue
+			}
+			if e.early = start(e.name); e.early == nil {
+				return // no room in the pool now
+			}
+		}
+	}
+}
+
 func (w *walker) entry(ctx context.Context, d *dirState, e dirent) error {
+	if e.early != nil {
+		return w.v.(earlyVisitor).fileEarly(ctx, d.dir, e.name, e.early)
+	}
 	name, t := e.name, e.typ
 	if w.exclude != nil {
 		isDir := t.IsDir()
