@@ -142,6 +142,7 @@ func newPool[R any](name string, cfg config, pl *plan.Plan[R], ext []reflect.Val
 		Goexit: func(id int, resource, constructor string, rollback error) {
 			p.all()[id].openExited(resource, constructor, rollback)
 		},
+		GoexitError: errConstructorGoexit,
 	}
 	if cfg.minWorkers >= 0 {
 		p.elastic = newElastic()

@@ -49,6 +49,7 @@ type worker[R any] struct {
 	closePrev  int32     // the phase the close returns to
 	final      bool      // closing for the last time
 	busy       bool      // running tasks, as stat says
+	grown      bool      // a rebuild grew the goroutine's stack: serve on a fresh one
 	ran        uint64    // tasks run, counted by the worker
 	// What rebuilds and Goexits leave for goexited; nil until then. An idle
 	// worker's memory is mostly this struct and its goroutine's stack:
@@ -173,7 +174,14 @@ func (w *worker[R]) loop(boot func() bool) {
 		return
 	}
 	if serve {
-		ctx, cancel, retired = w.serve()
+		var grown bool
+		if ctx, cancel, retired, grown = w.serve(); grown {
+			// A rebuild grew the stack: as after a first open, the
+			// worker goes on serving on a fresh goroutine.
+			normal = true
+			w.p.spawn(w, nil)
+			return
+		}
 	} else {
 		ctx, cancel = w.p.closeContext()
 	}
@@ -351,16 +359,23 @@ func (x *workerRare[R]) release() { x.holding, x.holds = task[R]{}, false }
 // serve runs tasks until the worker is told to end — by a pill, by retiring
 // from an elastic pool or after a Resize, or because the stop gave up
 // waiting — and returns the context to close its resources with, and
-// whether the worker retired, before any stop.
-func (w *worker[R]) serve() (ctx context.Context, cancel context.CancelFunc, retired bool) {
+// whether the worker retired, before any stop. It returns grown, and
+// nothing else, if a rebuild grew the goroutine's stack: the worker goes
+// on serving on a fresh one (see loop).
+func (w *worker[R]) serve() (ctx context.Context, cancel context.CancelFunc, retired, grown bool) {
 	w.phase.Store(phaseServing)
-	var t task[R] // the task at hand, passed by pointer: it is five words
+	w.grown = false // a boot's rebuild: loop looked at the stack since
+	var t task[R]   // the task at hand, passed by pointer: it is five words
 	for w.next(&t) {
 		if t.control() { // a pill: next takes the wake-ups
 			w.idle()
-			return t.ctx, noCancel, false
+			return t.ctx, noCancel, false, false
 		}
 		w.handle(&t)
+		if w.grown {
+			w.grown = false
+			return nil, nil, false, true
+		}
 	}
 	select {
 	case <-w.p.abandon: // the stop gave up: it may still wait, and report
@@ -368,7 +383,7 @@ func (w *worker[R]) serve() (ctx context.Context, cancel context.CancelFunc, ret
 		retired = true
 	}
 	ctx, cancel = w.p.closeContext()
-	return ctx, cancel, retired
+	return ctx, cancel, retired, false
 }
 
 // noCancel is the cancel of a context that needs none. A package-level
@@ -773,9 +788,12 @@ func (w *worker[R]) open(ctx context.Context) error {
 // openExited records, for goexited, the error of an open whose constructor
 // called runtime.Goexit, once the open has closed what it opened before.
 func (w *worker[R]) openExited(resource, constructor string, rollback error) {
-	err := fmt.Errorf("%w (a constructor must return: t.FailNow and testify's require call runtime.Goexit)", ErrGoexit)
-	w.x().exitedOpen = errors.Join(&resources.OpenError{Resource: resource, Constructor: constructor, Err: err}, rollback)
+	w.x().exitedOpen = errors.Join(&resources.OpenError{Resource: resource, Constructor: constructor, Err: errConstructorGoexit}, rollback)
 }
+
+// errConstructorGoexit is the error of a constructor that called
+// runtime.Goexit.
+var errConstructorGoexit = fmt.Errorf("%w (a constructor must return: t.FailNow and testify's require call runtime.Goexit)", ErrGoexit)
 
 // opened records an open that began at began.
 func (w *worker[R]) opened(began time.Time, err error) {
@@ -880,6 +898,11 @@ func (r rebuildReason) String() string {
 // rebuild closes the worker's resources and opens fresh ones.
 func (w *worker[R]) rebuild(why rebuildReason, cause error) {
 	p := w.p
+	var mark byte // see loop
+	at := uintptr(unsafe.Pointer(&mark))
+	defer func() {
+		w.grown = w.grown || !p.cfg.lockThread && uintptr(unsafe.Pointer(&mark)) != at
+	}()
 	w.phase.Store(phaseRebuilding)
 	x := w.x()
 	x.rebuildWhy, x.rebuildCause = why, cause

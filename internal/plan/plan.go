@@ -393,6 +393,17 @@ type OpenOptions struct {
 	// constructor, once what opened before it has been closed, with the
 	// error of that rollback.
 	Goexit func(worker int, resource, constructor string, rollback error)
+	// GoexitError is the error an observer is told a constructor that
+	// called runtime.Goexit opened with; nil is [hooks.ErrGoexit].
+	GoexitError error
+}
+
+// goexitError returns the error of a constructor's Goexit, for observers.
+func (o *OpenOptions) goexitError() error {
+	if o.GoexitError != nil {
+		return o.GoexitError
+	}
+	return hooks.ErrGoexit
 }
 
 // OpenWith is [Plan.Open] with options. w and o are passed by pointer, and
@@ -429,8 +440,8 @@ func (p *Plan[R]) OpenWith(ctx context.Context, w *resources.Worker, ext []refle
 // openGuarded is openReflect, and what a constructor's Goexit leaves open
 // closed: see goexited.
 func (p *Plan[R]) openGuarded(ctx context.Context, w *resources.Worker, ext []reflect.Value, o *OpenOptions) (*Scope[R], error) {
-	var at opening[R]
-	if o.Goexit != nil {
+	at := opening[R]{observe: p.observe}
+	if o.Goexit != nil || p.observe != nil {
 		defer at.goexited(ctx, w, o) // a no-op unless a constructor called runtime.Goexit
 	}
 	return at.done(p.openReflect(ctx, w, ext, o, &at))
@@ -448,8 +459,10 @@ func wrongExt(got, want int) error {
 // what it opened so far, for a constructor that calls runtime.Goexit.
 type opening[R any] struct {
 	ctor     *decl.Ctor
+	began    time.Time // when ctor was called
 	scope    *Scope[R]
 	returned bool
+	observe  func(Event) // the plan's observer, if any
 }
 
 // done marks the open over and passes its results on.
@@ -463,6 +476,12 @@ func (at *opening[R]) done(s *Scope[R], err error) (*Scope[R], error) {
 // in reverse order, and the caller is told which constructor it was.
 func (at *opening[R]) goexited(ctx context.Context, w *resources.Worker, o *OpenOptions) {
 	if at.returned || at.ctor == nil {
+		return
+	}
+	if at.observe != nil { // told, as of a constructor that failed, before the rollback
+		at.observe(Event{Resource: at.ctor.Name, Worker: *w, Took: time.Since(at.began), Err: o.goexitError()})
+	}
+	if o.Goexit == nil {
 		return
 	}
 	var err error
@@ -512,7 +531,7 @@ func (p *Plan[R]) openReflect(ctx context.Context, wp *resources.Worker, ext []r
 		}
 		args := p.build(ctx, w, i, p.args[i], vals, ext)
 		began := time.Now()
-		at.ctor = c
+		at.ctor, at.began = c, began
 		v, cleanup, err := c.Call(args)
 		if p.observe != nil {
 			p.observe(Event{Resource: c.Name, Worker: w, Took: time.Since(began), Err: err})
@@ -545,7 +564,14 @@ func (p *Plan[R]) openObserved(ctx context.Context, wp *resources.Worker, o *Ope
 	w := *wp
 	c := p.ctors[0]
 	began := time.Now()
+	returned := false
+	defer func() {
+		if !returned { // runtime.Goexit: told as a constructor that failed
+			p.observe(Event{Resource: c.Name, Worker: w, Took: time.Since(began), Err: o.goexitError()})
+		}
+	}()
 	v, cleanup, err := p.direct.call(ctx, wp, c, o)
+	returned = true
 	if err == nil && cleanup == nil {
 		cleanup = c.CloseOf(v)
 	}
