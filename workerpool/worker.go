@@ -158,12 +158,9 @@ func (w *worker[R]) loop(boot func() bool) {
 		cancel  context.CancelFunc
 		retired bool
 	)
-	// A stack that grows is copied: a local's address tells whether boot
-	// grew this one.
-	var mark byte
-	at := uintptr(unsafe.Pointer(&mark))
+	at := stackAt()
 	serve := boot == nil || boot()
-	if serve && boot != nil && !w.p.cfg.lockThread && uintptr(unsafe.Pointer(&mark)) != at {
+	if serve && boot != nil && !w.p.cfg.lockThread && stackAt() != at {
 		// The open grew this goroutine's stack (reflection, the user's
 		// constructors): serve on a fresh one, which an idle worker keeps
 		// small. Locked workers keep their thread instead. An open that
@@ -197,6 +194,16 @@ func (w *worker[R]) loop(boot func() bool) {
 	cancel()
 	normal = true
 	w.exit()
+}
+
+// stackAt returns where the calling goroutine's stack is. Two calls from
+// one function return the same unless the stack moved in between: a stack
+// that grows is copied to a larger one.
+//
+//go:noinline
+func stackAt() uintptr {
+	var b byte
+	return uintptr(unsafe.Pointer(&b))
 }
 
 // exit ends the worker: Stats no longer counts it, its waiters are told,
@@ -898,11 +905,7 @@ func (r rebuildReason) String() string {
 // rebuild closes the worker's resources and opens fresh ones.
 func (w *worker[R]) rebuild(why rebuildReason, cause error) {
 	p := w.p
-	var mark byte // see loop
-	at := uintptr(unsafe.Pointer(&mark))
-	defer func() {
-		w.grown = w.grown || !p.cfg.lockThread && uintptr(unsafe.Pointer(&mark)) != at
-	}()
+	at := stackAt()
 	w.phase.Store(phaseRebuilding)
 	x := w.x()
 	x.rebuildWhy, x.rebuildCause = why, cause
@@ -914,6 +917,9 @@ func (w *worker[R]) rebuild(why rebuildReason, cause error) {
 	}
 	w.reopen(why, cause)
 	w.phase.Store(phaseServing)
+	// Did the close or the open grow the stack? (A Goexit in either ends
+	// this goroutine: its successor starts on a fresh one.)
+	w.grown = w.grown || !p.cfg.lockThread && stackAt() != at
 }
 
 // reopen opens a fresh generation of the worker's resources, backing off
