@@ -56,7 +56,7 @@ func a10chaos(t *testing.T, seed uint64) {
 		workerpool.Resources(
 			resources.PerWorker(func(w W) (*ResA, func(), error) {
 				if roll(deepP) {
-					a10deep(40)
+					deep(40)
 				}
 				id := l.open(0)
 				a := &ResA{w}
@@ -68,11 +68,11 @@ func a10chaos(t *testing.T, seed uint64) {
 					if roll(0.5) {
 						return nil, nil, errors.New("a10 reopen failed")
 					}
-					a10deep(20)
+					deep(20)
 					panic("a10 reopen panicked")
 				}
 				if roll(deepP) {
-					a10deep(64)
+					deep(64)
 				}
 				id := l.open(l.idOf(a))
 				return &ResB{a, w}, func() { l.close(id) }, nil
@@ -117,7 +117,7 @@ func a10chaos(t *testing.T, seed uint64) {
 					case 2:
 						return resources.ErrBroken
 					case 3:
-						a10deep(30)
+						deep(30)
 					}
 					return nil
 				})
@@ -165,23 +165,7 @@ func a10chaos(t *testing.T, seed uint64) {
 	}
 	// Events: per resource and per worker generation, as many successful
 	// opens as closes (a failed open's retry reopens the same generation).
-	ro, rc, wo, wc := map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
-	for _, e := range evs.all() {
-		switch e := e.(type) {
-		case workerpool.ResourceOpened:
-			if e.Err == nil {
-				ro[fmt.Sprintf("%s/%d/%d", e.Resource, e.Worker.ID, e.Worker.Generation)]++
-			}
-		case workerpool.ResourceClosed:
-			rc[fmt.Sprintf("%s/%d/%d", e.Resource, e.Worker.ID, e.Worker.Generation)]++
-		case workerpool.WorkerOpened:
-			if e.Err == nil {
-				wo[fmt.Sprintf("%d/%d", e.Worker.ID, e.Worker.Generation)]++
-			}
-		case workerpool.WorkerClosed:
-			wc[fmt.Sprintf("%d/%d", e.Worker.ID, e.Worker.Generation)]++
-		}
-	}
+	ro, rc, wo, wc := a10eventCounts(evs.all())
 	total := 0
 	for k, n := range ro {
 		total += n

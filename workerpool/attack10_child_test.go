@@ -136,7 +136,7 @@ func a10child(mode, path string) {
 		workerpool.Provide[*A10C]("a10child", workerpool.Workers(workers), workerpool.QueueSize(1024),
 			workerpool.Resources(resources.PerWorker(func(ctx context.Context, w W) (*A10C, func(), error) {
 				if w.ID%3 == 0 {
-					a10deep(48)
+					deep(48)
 				}
 				if mode == "timeout" && w.ID%40 == 0 {
 					select { // longer than the open's share for some

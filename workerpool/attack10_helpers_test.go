@@ -4,6 +4,7 @@ package workerpool_test
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sync"
 	"testing"
@@ -12,27 +13,6 @@ import (
 	"github.com/fxpool/fxpool/workerpool"
 	"go.uber.org/fx"
 )
-
-// a10deep uses about kib KiB of stack.
-//
-//go:noinline
-func a10deep(kib int) int {
-	var pad [1024]byte
-	pad[kib%len(pad)] = byte(kib)
-	if kib <= 0 {
-		return int(pad[0])
-	}
-	return a10deep(kib-1) + int(pad[(kib*7)%len(pad)])
-}
-
-// a10stack is the memory in stack spans after the collector ran.
-func a10stack() int64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return int64(m.StackInuse)
-}
 
 type a10Events struct {
 	mu sync.Mutex
@@ -44,6 +24,29 @@ func (e *a10Events) all() []workerpool.Event {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return append([]workerpool.Event(nil), e.ev...)
+}
+
+// a10eventCounts counts, by resource or worker and by generation, the
+// opens without Err and the closes among evs.
+func a10eventCounts(evs []workerpool.Event) (resOpened, resClosed, wOpened, wClosed map[string]int) {
+	resOpened, resClosed, wOpened, wClosed = map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
+	for _, e := range evs {
+		switch e := e.(type) {
+		case workerpool.ResourceOpened:
+			if e.Err == nil {
+				resOpened[fmt.Sprintf("%s/%d/%d", e.Resource, e.Worker.ID, e.Worker.Generation)]++
+			}
+		case workerpool.ResourceClosed:
+			resClosed[fmt.Sprintf("%s/%d/%d", e.Resource, e.Worker.ID, e.Worker.Generation)]++
+		case workerpool.WorkerOpened:
+			if e.Err == nil {
+				wOpened[fmt.Sprintf("%d/%d", e.Worker.ID, e.Worker.Generation)]++
+			}
+		case workerpool.WorkerClosed:
+			wClosed[fmt.Sprintf("%d/%d", e.Worker.ID, e.Worker.Generation)]++
+		}
+	}
+	return resOpened, resClosed, wOpened, wClosed
 }
 
 // a10app builds an app with one pool of R and populates p.

@@ -30,7 +30,7 @@ func TestAttack10HandOffPoolTryGo(t *testing.T) {
 		for _, locked := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%dKiB/locked=%v", kib, locked), func(t *testing.T) {
 				opts := []workerpool.Option{workerpool.Workers(4), workerpool.QueueSize(0),
-					workerpool.Resources(resources.PerWorker(func() *A10Deep { return &A10Deep{sum: a10deep(kib)} }))}
+					workerpool.Resources(resources.PerWorker(func() *A10Deep { return &A10Deep{sum: deep(kib)} }))}
 				if locked {
 					opts = append(opts, workerpool.LockOSThread())
 				}
@@ -79,7 +79,7 @@ func TestAttack10StuckCleanupsNamed(t *testing.T) {
 		workerpool.Workers(workers),
 		workerpool.Resources(resources.PerWorker(func(w W) (*A10C, func(), error) {
 			if w.ID%2 == 0 {
-				a10deep(64)
+				deep(64)
 			}
 			mu.Lock()
 			opened[w.ID]++

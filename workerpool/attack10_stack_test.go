@@ -51,7 +51,7 @@ func a10idleStack(t *testing.T, hows ...string) {
 				if (how == "resize") && w.ID == 0 {
 					kib = 0
 				}
-				return &A10Deep{gen: w.Generation, sum: a10deep(kib)}
+				return &A10Deep{gen: w.Generation, sum: deep(kib)}
 			}
 			opts := []workerpool.Option{workerpool.Resources(resources.PerWorker(ctor)), workerpool.QueueSize(4 * n), workerpool.ErrorHandler(func(error) {})}
 			switch how {
@@ -72,7 +72,7 @@ func a10idleStack(t *testing.T, hows ...string) {
 			app := a10app(t, &p, "a10stk", nil, opts...)
 			ctx, cancel := a10ctx(30 * time.Second)
 			defer cancel()
-			before := a10stack()
+			before := stackInUse()
 			if err := app.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -80,7 +80,7 @@ func a10idleStack(t *testing.T, hows ...string) {
 			var mid int64
 			switch how {
 			case "resize":
-				mid = a10stack()
+				mid = stackInUse()
 				if err := p.Resize(n + 1); err != nil {
 					t.Fatal(err)
 				}
@@ -144,7 +144,7 @@ func a10idleStack(t *testing.T, hows ...string) {
 			if s := p.Stats(); s.Failed != wantFailed {
 				t.Errorf("tasks failed: %+v", s)
 			}
-			after := a10stack()
+			after := stackInUse()
 			per := (after - before) / n
 			if how == "resize" {
 				per = (after - mid) / n

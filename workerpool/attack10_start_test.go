@@ -77,10 +77,10 @@ func a10startFault(t *testing.T, fault string, conc, rep int) {
 					case "goexit":
 						runtime.Goexit()
 					case "deep-goexit":
-						a10deep(64)
+						deep(64)
 						runtime.Goexit()
 					case "deep-panic":
-						a10deep(64)
+						deep(64)
 						panic(errA10Boom)
 					case "budget":
 						<-ctx.Done()
@@ -88,7 +88,7 @@ func a10startFault(t *testing.T, fault string, conc, rep int) {
 					}
 				}
 				if w.ID%7 == 0 {
-					a10deep(48) // some neighbours grow their stacks too
+					deep(48) // some neighbours grow their stacks too
 				}
 				l.add("open", "B", w)
 				return &A10B{w}, func() { l.add("close", "B", w) }, nil
@@ -180,26 +180,7 @@ func a10startFault(t *testing.T, fault string, conc, rep int) {
 
 func a10checkResourceEvents(t *testing.T, name string, evs []workerpool.Event) {
 	t.Helper()
-	opened := map[string]int{}
-	closed := map[string]int{}
-	wopened := map[string]int{}
-	wclosed := map[string]int{}
-	for _, e := range evs {
-		switch e := e.(type) {
-		case workerpool.ResourceOpened:
-			if e.Err == nil {
-				opened[fmt.Sprintf("%s/%d/%d", e.Resource, e.Worker.ID, e.Worker.Generation)]++
-			}
-		case workerpool.ResourceClosed:
-			closed[fmt.Sprintf("%s/%d/%d", e.Resource, e.Worker.ID, e.Worker.Generation)]++
-		case workerpool.WorkerOpened:
-			if e.Err == nil {
-				wopened[fmt.Sprintf("%d/%d", e.Worker.ID, e.Worker.Generation)]++
-			}
-		case workerpool.WorkerClosed:
-			wclosed[fmt.Sprintf("%d/%d", e.Worker.ID, e.Worker.Generation)]++
-		}
-	}
+	opened, closed, wopened, wclosed := a10eventCounts(evs)
 	for k, n := range opened {
 		if n != 1 || closed[k] != 1 {
 			t.Errorf("%s: event ResourceOpened %s x%d, ResourceClosed x%d", name, k, n, closed[k])

@@ -50,7 +50,7 @@ func TestAttack10LockOSThreadDeepOpen(t *testing.T) {
 				opts := []workerpool.Option{
 					workerpool.LockOSThread(), workerpool.Workers(4), workerpool.QueueSize(0),
 					workerpool.Resources(resources.PerWorker(func(w W) (*A10Aff, func(), error) {
-						a10deep(kib)
+						deep(kib)
 						tid := syscall.Gettid()
 						l.mu.Lock()
 						l.opened[key(w)] = tid
