@@ -558,8 +558,8 @@ func (p *Plan[R]) openReflect(ctx context.Context, wp *resources.Worker, ext []r
 	return s, nil
 }
 
-// openObserved is OpenWith's direct call with an observer, told of the open and of
-// the cleanup.
+// openObserved is OpenWith's direct call with an observer, told of the
+// open (also of one that a Goexit ended) and of the cleanup.
 func (p *Plan[R]) openObserved(ctx context.Context, wp *resources.Worker, o *OpenOptions) (*Scope[R], error) {
 	w := *wp
 	c := p.ctors[0]
