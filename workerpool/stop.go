@@ -254,15 +254,26 @@ func (p *Pool[R]) awaitStop(ctx context.Context) error {
 // waitWorkers waits until every worker of ws has ended, and returns their
 // teardown errors joined. If ctx ends first, it names every worker still
 // running and what it is stuck in.
+//
+// It takes the launch lock twice in all, not twice a worker: exiting
+// workers take the pool's lock too, and ten thousand of them exit at once.
+// Launches are made under that lock — the grower's under the elastic
+// state's, Resize's under the pool's — and a second stop waits for
+// workers while a first one may not have stopped them yet: a worker's
+// exited channel is that of its latest launch, and its error is read only
+// if it has not been launched again since.
 func (p *Pool[R]) waitWorkers(ctx context.Context, ws []*worker[R]) error {
+	mu := p.launchLock()
 	exited := make([]chan struct{}, len(ws))
+	mu.Lock()
 	for i, w := range ws {
-		exited[i] = p.exitedOf(w)
+		exited[i] = w.exited
 	}
+	mu.Unlock()
 wait:
 	for _, c := range exited {
-		if c == nil {
-			continue // a slot never used
+		if c == nil || isClosed(c) {
+			continue // a slot never used, or a worker gone already
 		}
 		select {
 		case <-c:
@@ -271,18 +282,19 @@ wait:
 		}
 	}
 	var errs []error
+	var running []*worker[R]
+	mu.Lock()
 	for i, w := range ws {
-		if exited[i] == nil {
-			continue
+		switch c := exited[i]; {
+		case c == nil:
+		case !isClosed(c):
+			running = append(running, w)
+		case w.exited == c && w.err != nil:
+			errs = append(errs, &workerError{w.id, w.err})
 		}
-		select {
-		case <-exited[i]:
-			if err := p.exitErr(w, exited[i]); err != nil {
-				errs = append(errs, &workerError{w.id, err})
-			}
-			continue
-		default:
-		}
+	}
+	mu.Unlock()
+	for _, w := range running {
 		if w.phase.Load() == phaseClosing {
 			// Nil if its cleanups have all returned, without error, since.
 			if err := w.closing.Load().Stuck(context.Cause(ctx)); err != nil {
@@ -295,27 +307,15 @@ wait:
 	return errors.Join(errs...)
 }
 
-// exitedOf returns the exited channel of w's latest launch. Launches are
-// made under a lock — the grower's under the elastic state's, Resize's
-// under the pool's — and a second stop waits for workers while a first
-// one may not have stopped them yet.
-func (p *Pool[R]) exitedOf(w *worker[R]) chan struct{} {
-	mu := p.launchLock()
-	mu.Lock()
-	defer mu.Unlock()
-	return w.exited
-}
-
-// exitErr returns the teardown error of the launch of w whose exited
-// channel is c, which has been closed; nil if w was launched again since.
-func (p *Pool[R]) exitErr(w *worker[R], c chan struct{}) error {
-	mu := p.launchLock()
-	mu.Lock()
-	defer mu.Unlock()
-	if w.exited != c {
-		return nil
+// isClosed reports whether c, which is only ever closed, is closed. A
+// receive that cannot block takes no lock on a closed channel.
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
-	return w.err
 }
 
 // launchLock is the lock that launches after the start are made under.
