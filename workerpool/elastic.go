@@ -66,7 +66,7 @@ func (p *Pool[R]) growSlot() bool {
 			w.slotted = true
 			e.live++
 			e.opening++
-			p.launch(w, w.openLater)
+			p.launch(w, (*worker[R]).openLater)
 			return true
 		}
 	}

@@ -66,7 +66,7 @@ func (p *Pool[R]) grow(k int) {
 		if !w.slotted {
 			w.slotted = true
 			k--
-			p.launch(w, w.openLater)
+			p.launch(w, (*worker[R]).openLater)
 		}
 	}
 	if k == 0 {
@@ -80,7 +80,7 @@ func (p *Pool[R]) grow(k int) {
 	// find a worker by its ID (see newPool).
 	p.slots.Store(&grown)
 	for _, w := range grown[len(slots):] {
-		p.launch(w, w.openLater)
+		p.launch(w, (*worker[R]).openLater)
 	}
 }
 

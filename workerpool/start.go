@@ -88,9 +88,11 @@ func (p *Pool[R]) start(ctx context.Context) error {
 	if p.cfg.startConcurrency < n {
 		run.sem = make(chan struct{}, p.cfg.startConcurrency)
 	}
+	boot := (*worker[R]).openAtStart // made once: a closure of R's dictionary
 	for _, w := range p.all()[:n] {
 		w.slotted = true // no grower or Resize yet: no lock needed
-		p.launch(w, func() bool { return w.openAtStart(run) })
+		w.run = run
+		p.launch(w, boot)
 	}
 
 	var (
@@ -104,11 +106,10 @@ func (p *Pool[R]) start(ctx context.Context) error {
 	// up is not the worker's failure, but says what it was opening.
 	consider := func(r openResult) {
 		reported++
-		var never *neverBegan
 		switch {
 		case r.err == nil:
 			opened++
-		case errors.As(r.err, &never):
+		case isNeverBegan(r.err):
 		case context.Cause(openCtx) == nil || !errors.Is(r.err, context.Cause(openCtx)):
 			failures = append(failures, &workerError{r.id, r.err})
 			cancelOpen(r.err) // the others give up
@@ -236,14 +237,16 @@ func (p *Pool[R]) queueZeroReady(ctx context.Context, n int) bool {
 	return true
 }
 
-// openAtStart is the boot of a worker launched by the start: it opens
-// within the start's budget, tells the start, and serves only if the start
-// took its report.
-func (w *worker[R]) openAtStart(run *startRun) bool {
+// openAtStart is the boot of a worker launched by the start, w.run: it
+// opens within the start's budget, tells the start, and serves only if the
+// start took its report. w.run stays set while it opens, for a Goexit in a
+// constructor: see goexited.
+func (w *worker[R]) openAtStart() bool {
+	run := w.run
 	if !run.begin() {
+		w.run = nil
 		return run.report(w.id, &neverBegan{context.Cause(run.ctx)})
 	}
-	w.run = run // for a Goexit in a constructor: see goexited
 	err := w.open(run.ctx)
 	w.run = nil
 	run.end()
@@ -315,3 +318,10 @@ type neverBegan struct{ cause error }
 
 func (e *neverBegan) Error() string { return "never began opening: " + e.cause.Error() }
 func (e *neverBegan) Unwrap() error { return e.cause }
+
+// isNeverBegan reports whether err is a neverBegan. Apart from the start's
+// loop, whose closure would otherwise allocate the target at every report.
+func isNeverBegan(err error) bool {
+	var never *neverBegan
+	return errors.As(err, &never)
+}

@@ -43,7 +43,7 @@ type worker[R any] struct {
 	tasks  int       // tasks run since the resources opened
 	idling *idling   // for CheckIdle and MaxWorkerAge; nil without both
 	thread int       // the OS thread the resources opened on, with LockOSThread
-	run    *startRun // the start whose open is under way: see goexited
+	run    *startRun // the start that launched it, until its open ends: see openAtStart
 	// The close under way, for a cleanup's Goexit: see goexited.
 	closeBegan time.Time // when it began
 	closePrev  int32     // the phase the close returns to
@@ -126,7 +126,7 @@ func (w *worker[R]) x() *workerRare[R] {
 }
 
 // launch starts a worker in slot w: the start and the grower call it.
-func (p *Pool[R]) launch(w *worker[R], boot func() bool) {
+func (p *Pool[R]) launch(w *worker[R], boot func(*worker[R]) bool) {
 	w.exited = make(chan struct{})
 	w.err, w.final = nil, false
 	w.phase.Store(phaseOpening)
@@ -136,14 +136,15 @@ func (p *Pool[R]) launch(w *worker[R], boot func() bool) {
 // spawn starts the goroutine of worker w. It is the only go statement for
 // workers: called by launch, and by a worker whose task called
 // runtime.Goexit, for its successor.
-func (p *Pool[R]) spawn(w *worker[R], boot func() bool) {
+func (p *Pool[R]) spawn(w *worker[R], boot func(*worker[R]) bool) {
 	go w.loop(boot)
 }
 
 // loop is a worker's life: boot (open, or go on after a Goexit), serve if
 // boot says so — on a fresh goroutine, see below — and close whatever is
-// open. A nil boot serves at once.
-func (w *worker[R]) loop(boot func() bool) {
+// open. A nil boot serves at once. A boot is given its worker, so that
+// the common ones are method expressions, which cost no allocation.
+func (w *worker[R]) loop(boot func(*worker[R]) bool) {
 	if w.p.cfg.lockThread {
 		lockThread()
 	}
@@ -159,7 +160,7 @@ func (w *worker[R]) loop(boot func() bool) {
 		retired bool
 	)
 	at := stackAt()
-	serve := boot == nil || boot()
+	serve := boot == nil || boot(w)
 	if serve && boot != nil && !w.p.cfg.lockThread && stackAt() != at {
 		// The open grew this goroutine's stack (reflection, the user's
 		// constructors): serve on a fresh one, which an idle worker keeps
@@ -257,7 +258,7 @@ func (w *worker[R]) goexited() {
 	x := w.x()
 	if t := x.cur; !t.control() {
 		x.cur = task[R]{}
-		p.spawn(w, func() bool {
+		p.spawn(w, func(*worker[R]) bool {
 			w.after(&t, ErrGoexit, true)
 			return true
 		})
@@ -271,12 +272,12 @@ func (w *worker[R]) goexited() {
 		err := w.closed(w.closing.Load().Stuck(nil))
 		if w.final {
 			w.err = err
-			p.spawn(w, func() bool { return false })
+			p.spawn(w, func(*worker[R]) bool { return false })
 			return
 		}
 		why, cause := x.rebuildWhy, x.rebuildCause
 		held := w.takeHeld()
-		p.spawn(w, func() bool {
+		p.spawn(w, func(*worker[R]) bool {
 			x.hold(held) // a Goexit again hands it on
 			w.reopen(why, cause)
 			x.release()
@@ -307,12 +308,12 @@ func (w *worker[R]) goexited() {
 	case w.final: // closing for good: what is left of the scope is lost
 		w.scope = nil
 		w.err = errors.Join(w.err, err)
-		p.spawn(w, func() bool { return false })
+		p.spawn(w, func(*worker[R]) bool { return false })
 	case w.run != nil: // opening for the start
 		run := w.run
 		w.run = nil
 		run.end() // the next worker may open
-		p.spawn(w, func() bool { return run.report(w.id, err) })
+		p.spawn(w, func(*worker[R]) bool { return run.report(w.id, err) })
 	default: // opening or checking for a rebuild, or in a callback
 		w.phase.Store(phaseRebuilding)
 		x.rebuildWhy, x.rebuildCause = restart, err
@@ -321,7 +322,7 @@ func (w *worker[R]) goexited() {
 		// Goexits end: min, then twice as long each time, up to max.
 		x.goexitBackoff = min(max(2*x.goexitBackoff, p.cfg.backoffMin), p.cfg.backoffMax)
 		pause := x.goexitBackoff/2 + rand.N(x.goexitBackoff/2+1)
-		p.spawn(w, func() bool {
+		p.spawn(w, func(*worker[R]) bool {
 			x.hold(held)        // a Goexit again hands it on
 			if w.scope != nil { // intact after a callback; a no-op if a cleanup was running
 				ctx, cancel := p.closeContext()
