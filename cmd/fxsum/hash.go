@@ -31,8 +31,12 @@ type readBuf struct{ b []byte }
 func newReadBuf() *readBuf { return &readBuf{b: make([]byte, readBufSize)} }
 
 // hashers is a worker's set of hash states, one per algorithm, made on first
-// use and reset before each file. It is a per-worker resource.
-type hashers struct{ m map[string]hash.Hash }
+// use and reset before each file, and the state of blake3wide for the
+// larger files hashed with BLAKE3 (blake3.go). It is a per-worker resource.
+type hashers struct {
+	m    map[string]hash.Hash
+	wide hash.Hash
+}
 
 func newHashers() *hashers { return &hashers{m: make(map[string]hash.Hash, 1)} }
 
@@ -120,18 +124,50 @@ func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 	if !regular {
 		return hashResult{}, false, errNotRegular
 	}
-	// Read no more than the size the file had when opened, plus one byte
-	// to see whether it grew: a file that keeps growing must not keep its
-	// worker forever, and a change shows in the size or mtime after. A
-	// short read that ends at the size is the end of the file, which saves
-	// the read that would return 0 bytes. A file whose size is 0 is read
-	// to its end: files in procfs, sysfs and some FUSE and network file
-	// systems have content and report no size; sysfs files report a page.
+	// A file hashed with blake3wide and large enough is hashed where it
+	// lies in the page cache, mapped, and read otherwise.
 	size := st.size
+	n, err := size, errNotMapped
+	if w := hs.wideFor(algo, size); w != nil {
+		h = w
+		if size >= mapMin {
+			err = hashMapped(ctx, f, size, h, progress)
+		}
+	}
+	switch {
+	case errors.Is(err, errNotMapped):
+		if n, err = readFile(ctx, f, size, buf, h, progress); err != nil {
+			return hashResult{}, false, err
+		}
+	case errors.Is(err, errTruncated):
+		return hashResult{}, false, nil // changed: hashed once more
+	case err != nil:
+		return hashResult{}, false, err
+	}
+	after, _, err := f.stat()
+	if err != nil {
+		return hashResult{}, false, err
+	}
+	// Fewer bytes than the size, with the size and time unchanged, is a
+	// file whose size is not its length: sysfs reports a page for a few
+	// bytes. (A truncation changes the size.)
+	stable := st == after && (n <= st.size || st.size == 0)
+	return hashResult{digest: h.Sum(nil), state: st, readAt: readAt}, stable, nil
+}
+
+// readFile reads f into h through buf and returns the number of bytes
+// read. It reads no more than the size the file had when opened, plus one
+// byte to see whether it grew: a file that keeps growing must not keep its
+// worker forever, and a change shows in the size or mtime after. A short
+// read that ends at the size is the end of the file, which saves the read
+// that would return 0 bytes. A file whose size is 0 is read to its end:
+// files in procfs, sysfs and some FUSE and network file systems have
+// content and report no size; sysfs files report a page.
+func readFile(ctx context.Context, f *rfile, size int64, buf *readBuf, h hash.Hash, progress func(int64)) (int64, error) {
 	var n int64
 	for {
 		if err := ctx.Err(); err != nil {
-			return hashResult{}, false, err
+			return n, err
 		}
 		want := int64(len(buf.b))
 		if size > 0 {
@@ -146,22 +182,13 @@ func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 			}
 		}
 		if err == io.EOF {
-			break
+			return n, nil
 		}
 		if err != nil {
-			return hashResult{}, false, err
+			return n, err
 		}
 		if size > 0 && (n > size || n == size && int64(k) < want) {
-			break // grew (n > size), or read to the size and short: the end
+			return n, nil // grew (n > size), or read to the size and short: the end
 		}
 	}
-	after, _, err := f.stat()
-	if err != nil {
-		return hashResult{}, false, err
-	}
-	// Fewer bytes than the size, with the size and time unchanged, is a
-	// file whose size is not its length: sysfs reports a page for a few
-	// bytes. (A truncation changes the size.)
-	stable := st == after && (n <= st.size || st.size == 0)
-	return hashResult{digest: h.Sum(nil), state: st, readAt: readAt}, stable, nil
 }
