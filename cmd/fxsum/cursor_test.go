@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -77,14 +76,17 @@ func TestCursorReadsEveryRowInOrder(t *testing.T) {
 	}
 	slices.SortFunc(wants, func(a, b want) int { return strings.Compare(a.name, b.name) })
 
-	var lookup [2]*sql.Stmt
-	for i, limit := range []int{firstRowsPerChunk, maxRowsPerChunk} {
-		if lookup[i], err = conn.PrepareContext(ctx, lookupRows(limit)); err != nil {
-			t.Fatal(err)
-		}
-		defer lookup[i].Close()
+	rr, err := startRowReader(ctx, db, "sha256")
+	if err != nil {
+		t.Fatal(err)
 	}
-	c := openCursor(ctx, lookup, dir, "sha256")
+	defer func() {
+		if err := rr.close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	c := rr.open(dir)
+	c.load()
 	var got []want
 	for ; c.ok; c.next() {
 		got = append(got, want{c.row.name, c.row.state})
@@ -102,7 +104,8 @@ func TestCursorReadsEveryRowInOrder(t *testing.T) {
 	}
 
 	// A cursor closed before it has read everything stops its reader.
-	c = openCursor(ctx, lookup, dir, "sha256")
+	c = rr.open(dir)
+	c.load()
 	if !c.ok || c.row.name != wants[0].name {
 		t.Errorf("first row %q, want %q", c.row.name, wants[0].name)
 	}
@@ -110,7 +113,8 @@ func TestCursorReadsEveryRowInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A folder with no rows.
-	c = openCursor(ctx, lookup, "/none", "sha256")
+	c = rr.open("/none")
+	c.load()
 	if c.ok {
 		t.Errorf("a folder with no rows has row %q", c.row.name)
 	}

@@ -19,13 +19,14 @@ import (
 // memory does not grow with the directory and a file costs no lookup. It is
 // used by the walking goroutine only.
 type indexVisitor struct {
-	run    *indexRun
-	s      *session[indexDeps]
-	conn   *sql.Conn
-	lookup [2]*sql.Stmt // lookupRows of the first chunk, and of the next ones
-	log    *zap.Logger
+	run  *indexRun
+	s    *session[indexDeps]
+	conn *sql.Conn
+	rows *rowReader
+	log  *zap.Logger
 
 	cur     *cursor   // the rows of the current directory
+	ahead   *cursor   // the rows of the directory the walker enters next, if known
 	ready   []fileRow // rows of early files, in order, for the pool
 	gone    [][]any   // dir and name of the rows of the current directory with no file
 	deletes [][]any   // dir and name of the rows that must go
@@ -33,20 +34,122 @@ type indexVisitor struct {
 	failed  map[string]struct{} // directories that could not be listed
 }
 
-// cursor is the rows of one directory, in name order, one at a time. A
-// goroutine of its own reads them ahead, in chunks, while the walker lists
-// the directory and looks at its files: on an unchanged tree, reading the
-// index takes as long as the walk. The cursor owns that goroutine: close
-// stops it and waits for it.
+// cursor is the rows of one directory, in name order, one at a time. The
+// row reader reads them ahead, in chunks, while the walker lists the
+// directory and looks at its files. close stops the reading of its rows
+// and waits for the reader to be done with them.
+//
+// A cursor opened ahead of the walker (rowReader.openAhead) is of the
+// first directory at or after from, in the index's order, that has rows:
+// the walker may pass through directories with no rows on its way to the
+// next one that has (a tree of folders that hold only folders). Once
+// loaded, it tells which directories it found empty (skipped).
 type cursor struct {
-	dir    string
-	ok     bool // row is loaded
+	from   string // the directory to look from, in the index's order
+	dir    string // the rows' directory; set by the reader if search
+	search bool   // the reader looks for dir
+	none   bool   // search found no directory with rows at or after from
+	loaded bool   // the first row is loaded, or known not to exist
+	ok     bool   // row is loaded
 	row    knownRow
 	chunk  []knownRow
 	chunks chan []knownRow // closed by the reader when it is done
 	stop   chan struct{}   // closed by close
 	done   chan struct{}   // closed by the reader; err is set then
 	err    error
+}
+
+// emptyCursor is the cursor of a directory that has no rows.
+func emptyCursor(dir string) *cursor {
+	c := &cursor{from: dir, dir: dir, loaded: true, chunks: make(chan []knownRow), stop: make(chan struct{}), done: make(chan struct{})}
+	close(c.chunks)
+	close(c.done)
+	return c
+}
+
+// rowReader reads the rows of directories for the walker, on a connection
+// of its own, one directory after another in the order they are opened:
+// on an unchanged tree, reading the index costs as much as the walk, and
+// the two go on side by side. The walker opens the cursor of the directory
+// it will enter next as soon as it knows it (see aheadVisitor), so that its
+// rows are read while it looks at the files of the current one; a cursor
+// opened only as the walker enters its directory kept it waiting for its
+// first rows and let it look at the files while the reader was idle.
+//
+// Cursors must be closed in the order they were opened: the reader is done
+// with one only once it has sent every chunk or the cursor is closed, and
+// it does not begin the next before.
+type rowReader struct {
+	conn   *sql.Conn
+	lookup [2]*sql.Stmt // lookupRows of the first chunk, and of the next ones
+	first  *sql.Stmt    // the first directory at or after one, that has rows
+	algo   string
+	queue  chan *cursor // the cursors to read, in order
+	done   chan struct{}
+}
+
+// openCursors bounds the cursors open at a time: the current directory's
+// and the next one's.
+const openCursors = 2
+
+// startRowReader starts reading rows of algo on a new connection of db,
+// with ctx for every lookup.
+func startRowReader(ctx context.Context, db *sql.DB, algo string) (_ *rowReader, err error) {
+	r := &rowReader{algo: algo, queue: make(chan *cursor, openCursors), done: make(chan struct{})}
+	if r.conn, err = db.Conn(ctx); err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	for i, limit := range []int{firstRowsPerChunk, maxRowsPerChunk} {
+		if r.lookup[i], err = r.conn.PrepareContext(ctx, lookupRows(limit)); err != nil {
+			return nil, errors.Join(fmt.Errorf("prepare lookup: %w", err), r.closeConn())
+		}
+	}
+	if r.first, err = r.conn.PrepareContext(ctx, `SELECT dir FROM files WHERE dir >= ? ORDER BY dir LIMIT 1`); err != nil {
+		return nil, errors.Join(fmt.Errorf("prepare lookup: %w", err), r.closeConn())
+	}
+	go r.run(ctx)
+	return r, nil
+}
+
+func (r *rowReader) run(ctx context.Context) {
+	defer close(r.done)
+	for c := range r.queue {
+		c.read(ctx, r.first, r.lookup, r.algo)
+	}
+}
+
+// open returns the cursor of the rows of dir, which the reader reads after
+// those of the cursors opened before. load loads its first row.
+func (r *rowReader) open(dir string) *cursor {
+	c := &cursor{from: dir, dir: dir, chunks: make(chan []knownRow, 2), stop: make(chan struct{}), done: make(chan struct{})}
+	r.queue <- c
+	return c
+}
+
+// openAhead returns the cursor of the first directory at or after from, in
+// the index's order, that has rows.
+func (r *rowReader) openAhead(from string) *cursor {
+	c := r.open(from)
+	c.dir, c.search = "", true
+	return c
+}
+
+// close stops the reader, once every cursor is closed, and closes its
+// connection.
+func (r *rowReader) close() error {
+	close(r.queue)
+	<-r.done
+	return r.closeConn()
+}
+
+func (r *rowReader) closeConn() error {
+	var errs []error
+	for _, s := range append(r.lookup[:], r.first) {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	return errors.Join(append(errs, r.conn.Close())...)
 }
 
 // knownRow is the state of an indexed file. A row digested with another
@@ -146,20 +249,34 @@ func parseInt(s string) (int64, bool) {
 	return 0, false
 }
 
-// openCursor starts reading the rows of dir with lookup, which takes dir and
-// algo.
-func openCursor(ctx context.Context, lookup [2]*sql.Stmt, dir, algo string) *cursor {
-	c := &cursor{dir: dir, chunks: make(chan []knownRow, 2), stop: make(chan struct{}), done: make(chan struct{})}
-	go c.read(ctx, lookup, algo)
-	c.next()
-	return c
-}
-
-func (c *cursor) read(ctx context.Context, lookup [2]*sql.Stmt, algo string) {
+// read reads the rows of c in chunks and sends them, until they are all
+// sent or c is closed; first finds the directory of a search.
+func (c *cursor) read(ctx context.Context, first *sql.Stmt, lookup [2]*sql.Stmt, algo string) {
 	defer close(c.done)
 	defer close(c.chunks)
+	if c.search {
+		select {
+		case <-c.stop:
+			return
+		default:
+		}
+		err := first.QueryRowContext(ctx, c.from).Scan(&c.dir)
+		if errors.Is(err, sql.ErrNoRows) {
+			c.none = true
+			return
+		}
+		if err != nil {
+			c.err = fmt.Errorf("look up %s: %w", c.from, err)
+			return
+		}
+	}
 	after := ""
 	for i, size := 0, firstRowsPerChunk; ; i, size = 1, maxRowsPerChunk {
+		select {
+		case <-c.stop:
+			return
+		default:
+		}
 		var n int
 		var text string
 		if err := lookup[i].QueryRowContext(ctx, algo, c.dir, after).Scan(&n, &text); err != nil {
@@ -186,6 +303,23 @@ func (c *cursor) read(ctx context.Context, lookup [2]*sql.Stmt, algo string) {
 			return
 		}
 	}
+}
+
+// load loads the first row, once: it waits for the reader to find the
+// directory of a search, and its first rows.
+func (c *cursor) load() {
+	if !c.loaded {
+		c.loaded = true
+		c.next()
+	}
+}
+
+// skipped reports whether dir is a directory that the loaded cursor c,
+// opened ahead, found with no rows: one between from and the directory it
+// found, in the index's order. (A search that failed found nothing: c.dir
+// is empty.)
+func (c *cursor) skipped(dir string) bool {
+	return c.search && c.from <= dir && (c.none || dir < c.dir)
 }
 
 // next loads the next row.
@@ -237,18 +371,15 @@ func walkIndex(ctx context.Context, run *indexRun, s *session[indexDeps], db *sq
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer func() { err = errors.Join(err, conn.Close()) }()
-	var lookup [2]*sql.Stmt
-	for i, limit := range []int{firstRowsPerChunk, maxRowsPerChunk} {
-		if lookup[i], err = conn.PrepareContext(ctx, lookupRows(limit)); err != nil {
-			return fmt.Errorf("prepare lookup: %w", err)
-		}
-		defer lookup[i].Close()
+	rows, err := startRowReader(ctx, db, run.opts.algo)
+	if err != nil {
+		return err
 	}
 	v := &indexVisitor{
-		run: run, s: s, conn: conn, lookup: lookup, log: log,
+		run: run, s: s, conn: conn, rows: rows, log: log,
 		visited: make(map[string]struct{}), failed: make(map[string]struct{}),
 	}
-	defer func() { err = errors.Join(err, v.cur.close()) }()
+	defer func() { err = errors.Join(err, v.closeCursors(), rows.close()) }()
 	w := &walker{follow: run.opts.follow, exclude: run.opts.exclude, self: run.self, v: v}
 	for _, r := range roots {
 		if err := w.walk(ctx, r); err != nil {
@@ -270,13 +401,53 @@ func walkIndex(ctx context.Context, run *indexRun, s *session[indexDeps], db *sq
 	return nil
 }
 
-func (v *indexVisitor) enterDir(ctx context.Context, dir string) error {
+func (v *indexVisitor) enterDir(_ context.Context, dir string) error {
+	_, again := v.visited[dir]
 	v.visited[dir] = struct{}{}
-	if err := v.cur.close(); err != nil {
+	err := v.cur.close()
+	v.cur = nil
+	if err != nil {
 		return err
 	}
-	v.cur = openCursor(ctx, v.lookup, dir, v.run.opts.algo)
+	if c := v.ahead; c != nil {
+		c.load()
+		switch {
+		case c.dir == dir:
+			v.cur, v.ahead = c, nil
+			return nil
+		case c.skipped(dir) && !again:
+			// The walker passes through a directory with no rows on its
+			// way to c's. (Not one entered before: this run may have
+			// added rows to it since; see walk, a root that is a file.)
+			v.cur = emptyCursor(dir)
+			return nil
+		}
+		// Not where the walker was expected: a followed link, or a
+		// directory that could not be opened, came first, or one whose
+		// name holds a byte before '/' sorts otherwise in the index.
+		v.ahead = nil
+		if err := c.close(); err != nil {
+			return err
+		}
+	}
+	v.cur = v.rows.open(dir)
+	v.cur.load()
 	return nil
+}
+
+// enterNext opens the cursor of the rows ahead of dir, the directory that
+// the walker enters next, unless one is open already.
+func (v *indexVisitor) enterNext(_ context.Context, dir string) {
+	if v.ahead == nil {
+		v.ahead = v.rows.openAhead(dir)
+	}
+}
+
+// closeCursors closes the cursors, in the order they were opened.
+func (v *indexVisitor) closeCursors() error {
+	err := errors.Join(v.cur.close(), v.ahead.close())
+	v.cur, v.ahead = nil, nil
+	return err
 }
 
 // needState: the state of a file is needed to tell whether an indexed file

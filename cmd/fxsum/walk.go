@@ -33,6 +33,14 @@ type visitor interface {
 	problem(path string, isDir bool, err error)
 }
 
+// aheadVisitor is a visitor that prepares for a directory before the walker
+// enters it.
+type aheadVisitor interface {
+	// enterNext tells that dir is most likely the next directory that
+	// the walker enters, after the files of the directory last entered.
+	enterNext(ctx context.Context, dir string)
+}
+
 // errSymlinkLoop reports a followed symbolic link that leads back to one of
 // its own ancestors.
 var errSymlinkLoop = errors.New("symbolic link loop")
@@ -109,7 +117,7 @@ func (w *walker) walk(ctx context.Context, root string) error {
 	}
 	switch {
 	case fi.IsDir():
-		return w.walkDir(ctx, root, root, nil)
+		return w.walkDir(ctx, root, root, "", nil)
 	case fi.Mode().IsRegular():
 		dir := filepath.Dir(root)
 		if w.self.is(fileID{}, "", fi) {
@@ -140,7 +148,9 @@ type dirState struct {
 	subdirs   []string
 }
 
-func (w *walker) walkDir(ctx context.Context, root, dir string, ancestors []fileID) error {
+// walkDir walks dir, a directory under root; then, unless the walk stops,
+// the walker enters after, if it is not "".
+func (w *walker) walkDir(ctx context.Context, root, dir, after string, ancestors []fileID) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -181,6 +191,13 @@ func (w *walker) walkDir(ctx context.Context, root, dir string, ancestors []file
 		complete = false
 	}
 	sortDirents(list)
+	if av, ok := w.v.(aheadVisitor); ok {
+		if next := w.firstSubdir(d, list); next != "" {
+			av.enterNext(ctx, next)
+		} else if after != "" {
+			av.enterNext(ctx, after)
+		}
+	}
 	d.fd = f.Fd()
 	for i, e := range list {
 		if i%1024 == 0 {
@@ -198,12 +215,32 @@ func (w *walker) walkDir(ctx context.Context, root, dir string, ancestors []file
 	if err := w.v.leaveDir(ctx, dir, complete); err != nil {
 		return err
 	}
-	for _, sub := range d.subdirs {
-		if err := w.walkDir(ctx, root, sub, ancestors); err != nil {
+	for i, sub := range d.subdirs {
+		next := after
+		if i+1 < len(d.subdirs) {
+			next = d.subdirs[i+1]
+		}
+		if err := w.walkDir(ctx, root, sub, next, ancestors); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// firstSubdir is the path of the first directory of list, the sorted
+// listing of d, that the walk enters, or "": the directory that the walker
+// enters after d's files, unless a symbolic link it follows comes first.
+func (w *walker) firstSubdir(d *dirState, list []dirent) string {
+	for _, e := range list {
+		if !e.typ.IsDir() {
+			continue
+		}
+		path := filepath.Join(d.dir, e.name)
+		if w.exclude == nil || !w.exclude.skip(e.name, true, func() string { return relTo(d.root, path) }) {
+			return path
+		}
+	}
+	return ""
 }
 
 // earlyStarter returns the function that starts the files of the listing
