@@ -19,7 +19,7 @@ func BenchmarkBLAKE3BySize(b *testing.B) {
 	}
 	defer func(w bool) { wideBLAKE3 = w }(wideBLAKE3)
 	dir := b.TempDir()
-	for _, size := range []int{16 << 10, 32 << 10, 64 << 10, 96 << 10, 128 << 10, 192 << 10, 256 << 10, 1 << 20, 64 << 20} {
+	for _, size := range []int{8 << 10, 9 << 10, 12 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 64 << 20} {
 		path := filepath.Join(dir, fmt.Sprint(size))
 		if err := os.WriteFile(path, blake3Input(size), 0o644); err != nil {
 			b.Fatal(err)

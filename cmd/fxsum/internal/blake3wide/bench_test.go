@@ -11,7 +11,7 @@ import (
 // BenchmarkHash compares Hasher with github.com/zeebo/blake3 on one input
 // written at once and summed, by size.
 func BenchmarkHash(b *testing.B) {
-	for _, n := range []int{1024, 4096, 8192, 12 << 10, 16 << 10, 24 << 10, 32 << 10, 64 << 10, 256 << 10, 1 << 20, 64 << 20} {
+	for _, n := range []int{1024, 4096, 8192, 9 << 10, 10 << 10, 11 << 10, 12 << 10, 16 << 10, 24 << 10, 32 << 10, 64 << 10, 256 << 10, 1 << 20, 64 << 20} {
 		data := input(n)
 		for _, c := range []struct {
 			name string

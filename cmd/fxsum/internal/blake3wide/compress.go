@@ -164,3 +164,52 @@ func hashParentsGeneric(out *[8][lanes]uint32, left, right *[8][lanes]uint32, ke
 	}
 	*out = res
 }
+
+// tailMeta tells hashChunksTail each block's flags and length in every lane
+// (block b of lane i: flags[b][i], blockLen[b][i]), and after which block
+// to store the chaining value of which lanes (bit i of mask[b]: lane i's
+// last block is b). Its layout is the kernel's.
+type tailMeta struct {
+	flags    [lanes][lanes]uint32
+	blockLen [lanes][lanes]uint32
+	mask     [lanes]uint16
+}
+
+// set describes the group of the first n bytes of a buffer of groupSize
+// (n > 0): lane i is its chunk i, which may be short, and the lanes past
+// its last chunk store nothing.
+func (m *tailMeta) set(n int) {
+	*m = tailMeta{}
+	for i := 0; i < lanes && n > i*chunkSize; i++ {
+		size := min(n-i*chunkSize, chunkSize)
+		last := (size - 1) / blockSize
+		for b := 0; b <= last; b++ {
+			m.blockLen[b][i] = blockSize
+		}
+		m.flags[0][i] |= flagChunkStart
+		m.flags[last][i] |= flagChunkEnd
+		m.blockLen[last][i] = uint32(size - last*blockSize)
+		m.mask[last] |= 1 << i
+	}
+}
+
+// hashChunksTailGeneric is hashChunksTail in Go: lane i compresses block b
+// of chunk i of in, for b from 0 to 15, with the flags and length of meta,
+// and its chaining value is stored in out (word-major) after the blocks
+// that meta's masks tell; the rest of out is left as it was.
+func hashChunksTailGeneric(out *[8][lanes]uint32, in *[groupSize]byte, key *[8]uint32, ctr *[2][lanes]uint32, meta *tailMeta) {
+	for i := 0; i < lanes; i++ {
+		n := node{cv: *key, counter: uint64(ctr[0][i]) | uint64(ctr[1][i])<<32}
+		for b := 0; b < lanes; b++ {
+			off := i*chunkSize + b*blockSize
+			n.setBlock(in[off : off+blockSize])
+			n.blockLen, n.flags = meta.blockLen[b][i], meta.flags[b][i]
+			n.cv = n.chainingValue()
+			if meta.mask[b]&(1<<i) != 0 {
+				for w := range n.cv {
+					out[w][i] = n.cv[w]
+				}
+			}
+		}
+	}
+}

@@ -17,3 +17,9 @@ func hashChunksAVX512(out *[8][lanes]uint32, in *[groupSize]byte, key *[8]uint32
 //
 //go:noescape
 func hashParentsAVX512(out *[8][lanes]uint32, left, right *[8][lanes]uint32, key *[8]uint32)
+
+// hashChunksTailAVX512 is hashChunksTailGeneric with AVX-512, in
+// kernels_amd64.s.
+//
+//go:noescape
+func hashChunksTailAVX512(out *[8][lanes]uint32, in *[groupSize]byte, key *[8]uint32, ctr *[2][lanes]uint32, meta *tailMeta)

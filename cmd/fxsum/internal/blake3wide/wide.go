@@ -133,11 +133,7 @@ func subtreeCV(data []byte, counter uint64) [8]uint32 {
 // data, a power of two of groups that starts at chunk number counter.
 func subtreeSet(out *[8][lanes]uint32, data []byte, counter uint64) {
 	if len(data) == groupSize {
-		var ctr [2][lanes]uint32
-		for i := range lanes {
-			c := counter + uint64(i)
-			ctr[0][i], ctr[1][i] = uint32(c), uint32(c>>32)
-		}
+		ctr := counters(counter)
 		hashChunks(out, (*[groupSize]byte)(data), &ctr)
 		return
 	}
@@ -181,60 +177,78 @@ func (h *Hasher) Sum(b []byte) []byte {
 	return append(b, d[:]...)
 }
 
-// root returns the root node of the input's tree, not compressed: the
-// tree of the last group's chunks, merged with the stack's subtrees from
-// the lowest.
-func (h *Hasher) root() node {
-	last := h.buf[:h.buflen]
-	// The last chunk has 1 to chunkSize bytes (0 if the input is empty);
-	// the whole chunks before it are hashed 16 at a time if any.
-	whole := 0
-	if len(last) > 0 {
-		whole = (len(last) - 1) / chunkSize
+// hashChunksTail is hashChunksTailGeneric, with AVX-512 if useAVX512.
+func hashChunksTail(out *[8][lanes]uint32, in *[groupSize]byte, ctr *[2][lanes]uint32, meta *tailMeta) {
+	if useAVX512 {
+		hashChunksTailAVX512(out, in, &iv, ctr, meta)
+	} else {
+		hashChunksTailGeneric(out, in, &iv, ctr, meta)
 	}
-	var cvs [lanes][8]uint32
-	if whole > 0 {
-		var ctr [2][lanes]uint32
-		for i := range lanes {
-			c := h.chunks + uint64(i)
-			ctr[0][i], ctr[1][i] = uint32(c), uint32(c>>32)
+}
+
+// counters returns the counters of 16 chunks from chunk number first, low
+// words then high words.
+func counters(first uint64) (ctr [2][lanes]uint32) {
+	for i := range lanes {
+		c := first + uint64(i)
+		ctr[0][i], ctr[1][i] = uint32(c), uint32(c>>32)
+	}
+	return ctr
+}
+
+// root returns the root node of the input's tree, not compressed. An
+// input of one chunk is its own root. Otherwise no chunk is: every chunk
+// of the last group is hashed to its chaining value by one hashChunksTail,
+// and they are merged pairwise, level by level, an odd last one carried to
+// the next level (which makes BLAKE3's tree: the left subtree has the
+// largest power of two of chunks less than their number); then with the
+// stack's subtrees, from the lowest. The top merge is the root.
+func (h *Hasher) root() node {
+	if h.chunks == 0 && h.buflen <= chunkSize {
+		return lastBlock(h.buf[:h.buflen], &iv, 0)
+	}
+	// The padding of a short last block is zeros.
+	clear(h.buf[h.buflen:min(groupSize, (h.buflen+blockSize-1)/blockSize*blockSize)])
+	var meta tailMeta
+	meta.set(h.buflen)
+	var set, zero [8][lanes]uint32
+	ctr := counters(h.chunks)
+	hashChunksTail(&set, &h.buf, &ctr, &meta)
+	cv := func(i int) (cv [8]uint32) {
+		for w := range cv {
+			cv[w] = set[w][i]
 		}
-		var set [8][lanes]uint32
-		hashChunks(&set, &h.buf, &ctr) // the lanes past whole are not used
-		for i := range whole {
-			for w := range 8 {
-				cvs[i][w] = set[w][i]
+		return cv
+	}
+	// Down to the two values under the root if the last group is all
+	// there is, else to the group's own chaining value.
+	count, keep := (h.buflen+chunkSize-1)/chunkSize, 1
+	if h.chunks == 0 {
+		keep = 2
+	}
+	for count > keep {
+		odd := cv(count - 1)
+		hashParents(&set, &set, &zero)
+		if count%2 == 1 {
+			for w := range odd {
+				set[w][count/2] = odd[w]
 			}
 		}
+		count = (count + 1) / 2
 	}
-	n := treeRoot(cvs[:whole], lastBlock(last[whole*chunkSize:], &iv, h.chunks+uint64(whole)))
-	for i := bits.TrailingZeros64(h.chunks); i < maxHeight; i++ {
-		if h.chunks&(1<<i) != 0 {
-			n = parent(h.stack[i], n.chainingValue(), &iv)
+	if h.chunks == 0 {
+		return parent(cv(0), cv(1), &iv)
+	}
+	right, top := cv(0), bits.Len64(h.chunks)-1
+	var n node
+	for i := bits.TrailingZeros64(h.chunks); ; i++ {
+		if h.chunks&(1<<i) == 0 {
+			continue
 		}
+		n = parent(h.stack[i], right, &iv)
+		if i == top {
+			return n
+		}
+		right = n.chainingValue()
 	}
-	return n
-}
-
-// treeRoot returns the root node of the tree of the chunks whose chaining
-// values are cvs, followed by the chunk whose last block is last: its left
-// subtree has the largest power of two of chunks less than their number.
-func treeRoot(cvs [][8]uint32, last node) node {
-	if len(cvs) == 0 {
-		return last
-	}
-	left := 1 << (bits.Len(uint(len(cvs))) - 1)
-	right := treeRoot(cvs[left:], last)
-	return parent(mergeCVs(cvs[:left]), right.chainingValue(), &iv)
-}
-
-// mergeCVs returns the chaining value of the whole subtree whose chunks'
-// chaining values are cvs, a power of two of them.
-func mergeCVs(cvs [][8]uint32) [8]uint32 {
-	if len(cvs) == 1 {
-		return cvs[0]
-	}
-	half := len(cvs) / 2
-	n := parent(mergeCVs(cvs[:half]), mergeCVs(cvs[half:]), &iv)
-	return n.chainingValue()
 }

@@ -121,7 +121,8 @@ func TestKnownAnswer(t *testing.T) {
 }
 
 // TestKernels checks the AVX-512 kernels against their Go equivalents on
-// random input and counters whose low word wraps within the group.
+// random input and counters whose low word wraps within the group, the
+// tail kernel on groups of random lengths.
 func TestKernels(t *testing.T) {
 	if !haveAVX512 {
 		t.Skip("no AVX-512 on this processor")
@@ -161,6 +162,17 @@ func TestKernels(t *testing.T) {
 		hashParentsAVX512(&left, &left, &right, &iv) // in place
 		if left != want {
 			t.Fatalf("hashParents in place: %x, want %x", left, want)
+		}
+		// The tail kernel stores only the lanes of the chunks of the
+		// first n bytes, each after its last block.
+		n := 1 + r.IntN(groupSize)
+		var meta tailMeta
+		meta.set(n)
+		got, want = right, right
+		hashChunksTailAVX512(&got, &in, &iv, &ctr, &meta)
+		hashChunksTailGeneric(&want, &in, &iv, &ctr, &meta)
+		if got != want {
+			t.Fatalf("hashChunksTail of %d bytes: %x, want %x", n, got, want)
 		}
 	}
 }
