@@ -136,6 +136,7 @@ func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 	}
 	switch {
 	case errors.Is(err, errNotMapped):
+		h.Reset()
 		if n, err = readFile(ctx, f, size, buf, h, progress); err != nil {
 			return hashResult{}, false, err
 		}

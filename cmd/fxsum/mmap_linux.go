@@ -4,79 +4,82 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"hash"
+	"io/fs"
 	"runtime/debug"
 	"syscall"
 	"unsafe"
 )
 
-// mapMin is the size from which a file hashed with blake3wide is mapped
-// into memory and hashed from there, rather than read: a read copies every
-// byte once more, a fifth of the work of hashing it with AVX-512.
-const mapMin = 1 << 20
-
-// mapSlice is how much of a mapped file is hashed between two checks of
-// the context and two calls of progress: a few milliseconds' work.
-const mapSlice = 8 << 20
-
-var (
-	// errNotMapped tells that the file could not be mapped: it is read.
-	errNotMapped = errors.New("not mapped")
-	// errTruncated tells that a page of the mapped file could not be
-	// read: the file shrank while it was hashed.
-	errTruncated = errors.New("file truncated while mapped")
-)
-
-// mappedHook, if not nil, is called once the file is mapped, before it is
-// hashed: tests truncate the file there.
-var mappedHook func()
-
-// hashMapped hashes the first size bytes of f, mapped into memory, into h
-// with the same calls of progress as reading it would, checking ctx
-// between slices. It returns errNotMapped when the file cannot be mapped,
-// and errTruncated when a page could not be read because the file shrank
-// meanwhile (the kernel sends SIGBUS): runtime/debug.SetPanicOnFault turns
-// that fault into a panic, which it recovers. That takes h hashing in this
-// goroutine: blake3wide.Hasher starts none.
-func hashMapped(ctx context.Context, f *rfile, size int64, h hash.Hash, progress func(int64)) (err error) {
-	if int64(int(size)) != size {
-		return errNotMapped
-	}
-	m, err := syscall.Mmap(f.fd, 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
-	if err != nil {
-		return errNotMapped
-	}
-	defer syscall.Munmap(m)
+// hashMapped hashes the first size bytes of f into h, a window at a time
+// mapped into memory, with the calls of progress that reading it would
+// make, checking ctx between windows.
+//
+// A page that cannot be read (past the end of a file that shrank, or one
+// the kernel cannot read) is a SIGBUS: runtime/debug.SetPanicOnFault turns
+// it into a panic, which hashWindow recovers. The file shrank: errTruncated;
+// it did not: errNotMapped, to read it instead, which reports the error as
+// it is. That takes h hashing in this goroutine: blake3wide.Hasher starts
+// none. A file that cannot be mapped at all is errNotMapped too.
+func hashMapped(ctx context.Context, f *rfile, size int64, h hash.Hash, progress func(int64)) error {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			if fault, ok := r.(interface{ Addr() uintptr }); ok && within(fault.Addr(), m) {
-				err = errTruncated
-				return
-			}
-			panic(r)
-		}
-	}()
-	if mappedHook != nil {
-		mappedHook()
-	}
-	for p := m; len(p) > 0; {
+	for off := int64(0); off < size; off += mapWindow {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		k := min(len(p), mapSlice)
-		h.Write(p[:k])
-		p = p[k:]
+		n := min(size-off, mapWindow)
+		if err := hashWindow(f, off, int(n), h); err != nil {
+			return err
+		}
 		if progress != nil {
-			progress(int64(k))
+			progress(n)
 		}
 	}
 	return nil
 }
 
-// within reports whether addr is in m.
-func within(addr uintptr, m []byte) bool {
-	start := uintptr(unsafe.Pointer(unsafe.SliceData(m)))
-	return addr >= start && addr-start < uintptr(len(m))
+// hashWindow hashes the n bytes of f from off, mapped, into h.
+func hashWindow(f *rfile, off int64, n int, h hash.Hash) (err error) {
+	m, err := syscall.Mmap(f.fd, off, n, syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		if off == 0 {
+			return errNotMapped
+		}
+		return &fs.PathError{Op: "mmap", Path: f.path, Err: err}
+	}
+	defer syscall.Munmap(m)
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		fault, ok := r.(interface{ Addr() uintptr })
+		start := uintptr(unsafe.Pointer(unsafe.SliceData(m)))
+		if !ok || fault.Addr() < start || fault.Addr()-start >= uintptr(n) {
+			panic(r) // not a page of this window: a bug
+		}
+		err = faulted(f, off+int64(fault.Addr()-start))
+	}()
+	if mappedHook != nil && off == 0 {
+		mappedHook()
+	}
+	h.Write(m)
+	return nil
+}
+
+// faulted is the error of a page at offset at of f that could not be read.
+func faulted(f *rfile, at int64) error {
+	if faultHook != nil {
+		faultHook()
+	}
+	st, _, err := f.stat()
+	switch {
+	case err != nil:
+		return fmt.Errorf("a page of the mapped file could not be read: %w", err)
+	case st.size <= at:
+		return errTruncated
+	default:
+		return errNotMapped
+	}
 }

@@ -1,27 +1,32 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/zeebo/blake3"
+
 	"github.com/fxpool/fxpool/cmd/fxsum/internal/blake3wide"
 )
 
 // TestHashMappedFaults checks that reading the pages of a mapped file past
 // its end, once it is truncated, is errTruncated (a SIGBUS recovered),
-// whether the fault comes in blake3wide's AVX-512 kernels or in the copy
-// of the last 16 KiB into its buffer (runtime.memmove).
+// whether the fault comes in blake3wide's AVX-512 kernels (in the second
+// window) or in the copy of the last 16 KiB into its buffer
+// (runtime.memmove).
 func TestHashMappedFaults(t *testing.T) {
+	withWideBLAKE3(t)
 	path := filepath.Join(t.TempDir(), "f")
 	defer func() { mappedHook = nil }()
 	for _, tc := range []struct {
 		name        string
 		size, short int64
 	}{
-		{"InTheKernels", 3 * mapSlice, mapSlice + 4096},
+		{"InTheKernels", 3 * testWindow, testWindow + 4096},
 		{"InTheLastCopy", mapMin + 16<<10, mapMin},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -39,5 +44,200 @@ func TestHashMappedFaults(t *testing.T) {
 				t.Errorf("err = %v, want errTruncated", err)
 			}
 		})
+	}
+}
+
+// TestHashMappedFaultNotTruncated: a page that cannot be read although
+// the file did not shrink (an I/O error: here, the file grew back to its
+// size between the fault and the look at its size) is read instead, so
+// that read reports the error as it is, or the file is hashed.
+func TestHashMappedFaultNotTruncated(t *testing.T) {
+	withWideBLAKE3(t)
+	path := filepath.Join(t.TempDir(), "f")
+	const size = 2 * testWindow
+	data := blake3Input(size)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { mappedHook, faultHook = nil, nil }()
+	f, err := openFile(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mappedHook = func() { truncate(t, path, testWindow/2) }
+	faultHook = func() { truncate(t, path, size) }
+	if err := hashMapped(context.Background(), f, size, blake3wide.New(), nil); !errors.Is(err, errNotMapped) {
+		t.Fatalf("hashMapped: err = %v, want errNotMapped", err)
+	}
+
+	// Through hashFile: the fault is followed by a read of the whole
+	// file, after a Reset of the hash that took its first pages. The
+	// file gets its modification time back, so that the read is taken
+	// (the size and time are those of the open) and must be right.
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	mappedHook = func() {
+		if calls++; calls == 1 {
+			truncate(t, path, testWindow/2)
+		}
+	}
+	faultHook = func() {
+		truncate(t, path, size)
+		if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+			t.Error(err)
+		}
+	}
+	res, err := hashFile(context.Background(), path, "blake3", false, newReadBuf(), newHashers(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := blake3.Sum256(append(data[:testWindow/2:testWindow/2], make([]byte, size-testWindow/2)...))
+	if !bytes.Equal(res.digest, want[:]) {
+		t.Errorf("digest %x, want %x", res.digest, want)
+	}
+	if calls != 1 {
+		t.Errorf("mapped %d times, want 1 (then read)", calls)
+	}
+}
+
+// truncate shortens the file at path to size bytes.
+func truncate(t *testing.T, path string, size int64) {
+	t.Helper()
+	if err := os.Truncate(path, size); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestHashMappedTruncated truncates a file once it is mapped, before its
+// pages are hashed: reading the pages past its new end faults (SIGBUS),
+// which must be neither a crash nor a digest, but a change: hashed once
+// more, then reported.
+func TestHashMappedTruncated(t *testing.T) {
+	withWideBLAKE3(t)
+	path := filepath.Join(t.TempDir(), "f")
+	const size = 4*testWindow + 5000
+	data := blake3Input(size)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { mappedHook = nil }()
+	buf, hs := newReadBuf(), newHashers()
+
+	t.Run("OnceThenRehashed", func(t *testing.T) {
+		// Within the first slice, not on a page boundary: the rest of
+		// that page reads as zeros, the next page faults.
+		const short = testWindow / 2
+		calls := 0
+		mappedHook = func() {
+			if calls++; calls == 1 {
+				truncate(t, path, short+100)
+			}
+		}
+		res, err := hashFile(context.Background(), path, "blake3", false, buf, hs, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := blake3.Sum256(data[:short+100]); !bytes.Equal(res.digest, want[:]) || res.state.size != short+100 {
+			t.Errorf("digest %x of %d bytes, want %x of the %d left", res.digest, res.state.size, want, short+100)
+		}
+		if calls != 2 {
+			t.Errorf("mapped %d times, want 2", calls)
+		}
+	})
+	t.Run("AlwaysThenReported", func(t *testing.T) {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// Halved at every mapping, still large enough to be mapped; the
+		// last slices of the first mapping fault.
+		mappedHook = func() {
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			truncate(t, path, fi.Size()/2)
+		}
+		_, err := hashFile(context.Background(), path, "blake3", false, buf, hs, nil)
+		if !errors.Is(err, errChanged) {
+			t.Errorf("err = %v, want errChanged", err)
+		}
+	})
+}
+
+// TestHashMappedGrows appends to a mapped file while it is hashed: the
+// first time only, then at every slice.
+func TestHashMappedGrows(t *testing.T) {
+	withWideBLAKE3(t)
+	path := filepath.Join(t.TempDir(), "f")
+	data := blake3Input(3*testWindow + 1)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	appendByte := func() {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		if _, err := f.Write([]byte{'!'}); err != nil {
+			t.Error(err)
+		}
+	}
+	buf, hs := newReadBuf(), newHashers()
+
+	t.Run("OnceThenRehashed", func(t *testing.T) {
+		changed := false
+		res, err := hashFile(context.Background(), path, "blake3", false, buf, hs, func(int64) {
+			if !changed {
+				changed = true
+				appendByte()
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := blake3.Sum256(append(data, '!'))
+		if !bytes.Equal(res.digest, want[:]) || res.state.size != int64(len(data)+1) {
+			t.Errorf("digest of the second hashing not recorded: size %d", res.state.size)
+		}
+	})
+	t.Run("KeepsGrowingThenReported", func(t *testing.T) {
+		_, err := hashFile(context.Background(), path, "blake3", false, buf, hs, func(int64) { appendByte() })
+		if !errors.Is(err, errChanged) {
+			t.Errorf("err = %v, want errChanged", err)
+		}
+	})
+}
+
+// TestHashMappedProgressAndCancel checks that a mapped file reports every
+// byte to progress, and that a cancelled context stops its hashing.
+func TestHashMappedProgressAndCancel(t *testing.T) {
+	withWideBLAKE3(t)
+	path := filepath.Join(t.TempDir(), "f")
+	const size = 2*testWindow + 7
+	if err := os.WriteFile(path, blake3Input(size), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	buf, hs := newReadBuf(), newHashers()
+	var seen int64
+	if _, err := hashFile(context.Background(), path, "blake3", false, buf, hs, func(n int64) { seen += n }); err != nil {
+		t.Fatal(err)
+	}
+	if seen != size {
+		t.Errorf("progress saw %d bytes, want %d", seen, size)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := hashFile(ctx, path, "blake3", false, buf, hs, func(int64) { cancel() })
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }
