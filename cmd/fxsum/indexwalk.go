@@ -450,6 +450,12 @@ func (v *indexVisitor) closeCursors() error {
 	return err
 }
 
+// wantsStates: a directory with rows is one indexed before, whose files
+// are most likely in the index.
+func (v *indexVisitor) wantsStates() bool {
+	return v.cur.ok && !v.run.opts.rehash
+}
+
 // needState: the state of a file is needed to tell whether an indexed file
 // has changed; a file not in the index yet is hashed whatever its state.
 func (v *indexVisitor) needState(name string) bool {

@@ -142,8 +142,9 @@ func (w *walker) walk(ctx context.Context, root string) error {
 // dirState is what entry needs to know about the directory being listed.
 type dirState struct {
 	root, dir string
-	fd        uintptr // the open directory's descriptor
-	scratch   []byte  // for lstatAt
+	fd        uintptr    // the open directory's descriptor
+	scratch   []byte     // for lstatAt
+	ahead     *statAhead // statting the second half of the listing, or nil
 	id        fileID
 	subdirs   []string
 }
@@ -199,19 +200,26 @@ func (w *walker) walkDir(ctx context.Context, root, dir, after string, ancestors
 		}
 	}
 	d.fd = f.Fd()
+	if sv, ok := w.v.(statesVisitor); ok && len(list) >= statSplitMin && sv.wantsStates() {
+		d.ahead = startStatAhead(d.fd, dir, list, len(list)/2)
+	}
+	closeDir := func() {
+		d.ahead.close() // before the descriptor it uses
+		f.Close()
+	}
 	for i, e := range list {
 		if i%1024 == 0 {
 			if err := ctx.Err(); err != nil {
-				f.Close()
+				closeDir()
 				return err
 			}
 		}
-		if err := w.entry(ctx, d, e); err != nil {
-			f.Close()
+		if err := w.entry(ctx, d, i, e); err != nil {
+			closeDir()
 			return err
 		}
 	}
-	f.Close()
+	closeDir()
 	if err := w.v.leaveDir(ctx, dir, complete); err != nil {
 		return err
 	}
@@ -270,7 +278,16 @@ func (w *walker) earlyStarter(ctx context.Context, d *dirState) func([]dirent) {
 	}
 }
 
-func (w *walker) entry(ctx context.Context, d *dirState, e dirent) error {
+// lstat is lstatAt of list[i], named name, or the statting ahead's result.
+func (d *dirState) lstat(i int, name string) (fileState, bool, error) {
+	if r, ok := d.ahead.result(i); ok {
+		return r.st, r.regular, r.err
+	}
+	return lstatAt(d.fd, d.dir, name, &d.scratch)
+}
+
+// entry visits list[i], e, of the directory d.
+func (w *walker) entry(ctx context.Context, d *dirState, i int, e dirent) error {
 	if e.early != nil {
 		return w.v.(earlyVisitor).fileEarly(ctx, d.dir, e.name, e.early)
 	}
@@ -296,7 +313,7 @@ func (w *walker) entry(ctx context.Context, d *dirState, e dirent) error {
 		if !w.v.needState(name) {
 			return w.v.file(ctx, d.dir, name, nil, false)
 		}
-		st, regular, err := lstatAt(d.fd, d.dir, name, &d.scratch)
+		st, regular, err := d.lstat(i, name)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // deleted since the listing: it is gone
 		}
