@@ -274,7 +274,7 @@ func (r *indexRun) hashTask(dir, name string, link bool) func(context.Context, i
 // hash hashes the file dir/name and counts it. It reports false for a file
 // that could not be hashed (reported and counted) or that is gone.
 func (r *indexRun) hash(ctx context.Context, d indexDeps, dir, name string, link bool) (fileRow, bool) {
-	path := filepath.Join(dir, name)
+	path := joinName(dir, name)
 	r.hooks.beforeTask(r.halt, r.refusing)
 	res, err := hashFile(ctx, path, r.opts.algo, r.opts.follow || link, d.Buf, d.Hashers, func(n int64) { r.c.readBytes.Add(n) })
 	if err != nil {

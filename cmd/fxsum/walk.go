@@ -345,6 +345,16 @@ func (w *walker) entry(ctx context.Context, d *dirState, i int, e dirent) error 
 	}
 }
 
+// joinName is filepath.Join(dir, name) for a clean directory and the name
+// of one of its entries (no separator, not "." or ".."): Join's cleaning of
+// the result was 3% of the CPU time of a new index of small files.
+func joinName(dir, name string) string {
+	if strings.HasSuffix(dir, string(filepath.Separator)) { // the root
+		return dir + name
+	}
+	return dir + string(filepath.Separator) + name
+}
+
 // relTo is path relative to root, which holds it, with slashes.
 func relTo(root, path string) string {
 	rel := strings.TrimPrefix(path[len(root):], string(filepath.Separator))
