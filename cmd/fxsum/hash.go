@@ -93,7 +93,8 @@ func (r hashResult) racy() bool { return r.state.mtime > r.readAt-int64(racyWind
 // hashFile hashes the regular file at path with algo. When the file's size
 // or modification time differ after reading from before, it hashes once
 // more, then gives up with errChanged. progress, if not nil, is called with
-// the number of bytes read after every read. It checks ctx between reads.
+// the number of bytes read after every read, or every window of a mapped
+// file (mmap.go). It checks ctx between reads and between windows.
 func hashFile(ctx context.Context, path, algo string, follow bool, buf *readBuf, hs *hashers, progress func(int64)) (hashResult, error) {
 	for attempt := 0; ; attempt++ {
 		r, stable, err := hashOnce(ctx, path, algo, follow, buf, hs, progress)
@@ -136,7 +137,7 @@ func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 	}
 	switch {
 	case errors.Is(err, errNotMapped):
-		h.Reset()
+		h.Reset() // it may hold the first windows of a file then read
 		if n, err = readFile(ctx, f, size, buf, h, progress); err != nil {
 			return hashResult{}, false, err
 		}

@@ -23,6 +23,9 @@ import (
 // it is. That takes h hashing in this goroutine: blake3wide.Hasher starts
 // none. A file that cannot be mapped at all is errNotMapped too.
 func hashMapped(ctx context.Context, f *rfile, size int64, h hash.Hash, progress func(int64)) error {
+	if !mappable(f) {
+		return errNotMapped
+	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	for off := int64(0); off < size; off += mapWindow {
 		if err := ctx.Err(); err != nil {
@@ -39,9 +42,40 @@ func hashMapped(ctx context.Context, f *rfile, size int64, h hash.Hash, progress
 	return nil
 }
 
+// mappableFS are the file systems whose files are mapped (their magic
+// numbers, linux/magic.h): those whose regular files are data in the page
+// cache, of a disk or of memory, which a mapping reads as read does.
+var mappableFS = map[uint32]bool{
+	0xEF53:     true, // ext2, ext3, ext4
+	0x58465342: true, // xfs
+	0x9123683E: true, // btrfs
+	0x01021994: true, // tmpfs
+	0x794C7630: true, // overlayfs
+	0xF2F52010: true, // f2fs
+	0x2FC12FC1: true, // zfs
+	0xCA451A4E: true, // bcachefs
+	0x73717368: true, // squashfs
+	0xE0F5E1E2: true, // erofs
+}
+
+// mappable reports whether f is on one of mappableFS. Other files are read:
+// a regular file of sysfs can be a device's registers (a PCI device's
+// resourceN, the size of its memory), which a mapping would read as memory;
+// network and FUSE file systems gain little and fail in more ways.
+func mappable(f *rfile) bool {
+	var st syscall.Statfs_t
+	if err := syscall.Fstatfs(f.fd, &st); err != nil {
+		return false
+	}
+	return mappableFS[uint32(st.Type)]
+}
+
+// mmap is syscall.Mmap; tests see through it what is mapped.
+var mmap = syscall.Mmap
+
 // hashWindow hashes the n bytes of f from off, mapped, into h.
 func hashWindow(f *rfile, off int64, n int, h hash.Hash) (err error) {
-	m, err := syscall.Mmap(f.fd, off, n, syscall.PROT_READ, syscall.MAP_SHARED)
+	m, err := mmap(f.fd, off, n, syscall.PROT_READ, syscall.MAP_SHARED)
 	if err != nil {
 		if off == 0 {
 			return errNotMapped

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/zeebo/blake3"
@@ -239,5 +240,51 @@ func TestHashMappedProgressAndCancel(t *testing.T) {
 	_, err := hashFile(ctx, path, "blake3", false, buf, hs, func(int64) { cancel() })
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
+	}
+}
+
+// TestMappable checks that files of pseudo file systems are never mapped,
+// whatever their size: a sysfs file can be a device's registers. (The
+// files here are harmless ones; hashMapped is given a size they do not
+// have, to be sure that only their file system stops it.)
+func TestMappable(t *testing.T) {
+	defer func(m func(int, int64, int, int, int) ([]byte, error)) { mmap = m }(mmap)
+	mapped := 0
+	mmap = func(fd int, off int64, n, prot, flags int) ([]byte, error) {
+		mapped++
+		return syscall.Mmap(fd, off, n, prot, flags)
+	}
+	for _, path := range []string{"/proc/self/status", "/sys/kernel/mm/transparent_hugepage/enabled"} {
+		f, err := openFile(path, true)
+		if err != nil {
+			t.Logf("%s: %v", path, err)
+			continue
+		}
+		if mappable(f) {
+			t.Errorf("%s: mappable", path)
+		}
+		if err := hashMapped(context.Background(), f, mapMin, blake3wide.New(), nil); !errors.Is(err, errNotMapped) {
+			t.Errorf("%s: hashMapped: err = %v, want errNotMapped", path, err)
+		}
+		f.Close()
+	}
+	if mapped != 0 {
+		t.Errorf("mmap called %d times on pseudo files", mapped)
+	}
+
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, blake3Input(mapMin), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := openFile(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !mappable(f) {
+		t.Skipf("%s is on a file system that is not mapped", path)
+	}
+	if err := hashMapped(context.Background(), f, mapMin, blake3wide.New(), nil); err != nil || mapped != 1 {
+		t.Errorf("a file of the temporary folder: err = %v, mapped %d times, want nil, 1", err, mapped)
 	}
 }
