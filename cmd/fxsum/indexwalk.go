@@ -80,12 +80,12 @@ func emptyCursor(dir string) *cursor {
 // with one only once it has sent every chunk or the cursor is closed, and
 // it does not begin the next before.
 type rowReader struct {
-	conn   *sql.Conn
-	lookup [2]*sql.Stmt // lookupRows of the first chunk, and of the next ones
-	first  *sql.Stmt    // the first directory at or after one, that has rows
-	algo   string
-	queue  chan *cursor // the cursors to read, in order
-	done   chan struct{}
+	conn    *sql.Conn
+	lookup  [2]*sql.Stmt // lookupRows of the first chunk, and of the next ones
+	first   *sql.Stmt    // the first directory at or after one, that has rows
+	algo    string
+	cursors chan *cursor // the cursors to read, in order
+	done    chan struct{}
 }
 
 // openCursors bounds the cursors open at a time: the current directory's
@@ -95,7 +95,7 @@ const openCursors = 2
 // startRowReader starts reading rows of algo on a new connection of db,
 // with ctx for every lookup.
 func startRowReader(ctx context.Context, db *sql.DB, algo string) (_ *rowReader, err error) {
-	r := &rowReader{algo: algo, queue: make(chan *cursor, openCursors), done: make(chan struct{})}
+	r := &rowReader{algo: algo, cursors: make(chan *cursor, openCursors), done: make(chan struct{})}
 	if r.conn, err = db.Conn(ctx); err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
@@ -113,7 +113,7 @@ func startRowReader(ctx context.Context, db *sql.DB, algo string) (_ *rowReader,
 
 func (r *rowReader) run(ctx context.Context) {
 	defer close(r.done)
-	for c := range r.queue {
+	for c := range r.cursors {
 		c.read(ctx, r.first, r.lookup, r.algo)
 	}
 }
@@ -121,23 +121,29 @@ func (r *rowReader) run(ctx context.Context) {
 // open returns the cursor of the rows of dir, which the reader reads after
 // those of the cursors opened before. load loads its first row.
 func (r *rowReader) open(dir string) *cursor {
-	c := &cursor{from: dir, dir: dir, chunks: make(chan []knownRow, 2), stop: make(chan struct{}), done: make(chan struct{})}
-	r.queue <- c
-	return c
+	return r.queue(&cursor{from: dir, dir: dir})
 }
 
 // openAhead returns the cursor of the first directory at or after from, in
 // the index's order, that has rows.
 func (r *rowReader) openAhead(from string) *cursor {
-	c := r.open(from)
-	c.dir, c.search = "", true
+	return r.queue(&cursor{from: from, search: true})
+}
+
+// queue hands c to the reader, which reads it once it is done with those
+// before.
+func (r *rowReader) queue(c *cursor) *cursor {
+	c.chunks = make(chan []knownRow, 2)
+	c.stop = make(chan struct{})
+	c.done = make(chan struct{})
+	r.cursors <- c
 	return c
 }
 
 // close stops the reader, once every cursor is closed, and closes its
 // connection.
 func (r *rowReader) close() error {
-	close(r.queue)
+	close(r.cursors)
 	<-r.done
 	return r.closeConn()
 }
