@@ -10,11 +10,12 @@ import (
 	"testing"
 )
 
-// TestStatAheadIsLstat stats the second half of a listing ahead, in a
-// folder with files of different sizes, a subfolder, a symbolic link, a
-// file started early, a file deleted and one replaced by a folder since the
-// listing: each result is what lstatAt says of the entry at its index, and
-// only regular files not started early are statted.
+// TestStatAheadIsLstat stats a listing with the helper, alone and beside
+// the walker, in a folder with files of different sizes, a subfolder, a
+// symbolic link, a file started early, a file deleted and one replaced by
+// a folder since the listing: each result is what lstatAt says of the
+// entry at its index, and only regular files not started early are
+// statted.
 func TestStatAheadIsLstat(t *testing.T) {
 	dir := t.TempDir()
 	for i := range 100 {
@@ -55,48 +56,53 @@ func TestStatAheadIsLstat(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	from := len(list) / 2
-	a := startStatAhead(f.Fd(), dir, list, from)
-	defer a.close()
-	if _, ok := a.result(from - 1); ok {
-		t.Errorf("a result for an entry before the half it stats")
-	}
-	var scratch []byte
-	for i := from; i < len(list); i++ {
-		e := list[i]
-		got, ok := a.result(i)
-		if !ok {
-			t.Fatalf("no result for %q", e.name)
+	// The helper alone: it stats everything. Then the helper and the
+	// walker: each result, whoever made it, is the entry's.
+	for _, alone := range []bool{true, false} {
+		a := startStatAhead(f.Fd(), dir, list)
+		if alone {
+			<-a.done
 		}
-		if !e.typ.IsRegular() || e.early != nil {
-			if got != (statResult{}) {
-				t.Errorf("%q (type %v, early %v) statted: %+v", e.name, e.typ, e.early != nil, got)
+		var scratch []byte
+		for i, e := range list {
+			if !e.typ.IsRegular() || e.early != nil {
+				if got, ok := a.result(i); ok && got != (statResult{}) {
+					t.Errorf("%q (type %v, early %v) statted: %+v", e.name, e.typ, e.early != nil, got)
+				}
+				continue
 			}
-			continue
+			var want statResult
+			want.st, want.regular, want.err = lstatAt(f.Fd(), dir, e.name, &scratch)
+			got, ok := a.result(i)
+			if !ok {
+				if alone {
+					t.Fatalf("alone, the helper left %q", e.name)
+				}
+				got = want // the walker's to stat
+			}
+			if got.st != want.st || got.regular != want.regular || (got.err == nil) != (want.err == nil) {
+				t.Errorf("%q: %+v, want %+v", e.name, got, want)
+			}
+			switch e.name {
+			case "f080":
+				if !errors.Is(got.err, fs.ErrNotExist) {
+					t.Errorf("deleted f080: error %v, want not exist", got.err)
+				}
+			case "f090":
+				if got.regular || got.err != nil {
+					t.Errorf("f090, a folder now: %+v, want not regular", got)
+				}
+			case "f099":
+				if got.st.size != 99 || !got.regular {
+					t.Errorf("f099: %+v, want a regular file of 99 bytes", got)
+				}
+			}
 		}
-		var want statResult
-		want.st, want.regular, want.err = lstatAt(f.Fd(), dir, e.name, &scratch)
-		if got.st != want.st || got.regular != want.regular || (got.err == nil) != (want.err == nil) {
-			t.Errorf("%q: %+v, want %+v", e.name, got, want)
-		}
-		switch e.name {
-		case "f080":
-			if !errors.Is(got.err, fs.ErrNotExist) {
-				t.Errorf("deleted f080: error %v, want not exist", got.err)
-			}
-		case "f090":
-			if got.regular || got.err != nil {
-				t.Errorf("f090, a folder now: %+v, want not regular", got)
-			}
-		case "f099":
-			if got.st.size != 99 || !got.regular {
-				t.Errorf("f099: %+v, want a regular file of 99 bytes", got)
-			}
-		}
+		a.close()
 	}
 
 	// Closed before it is done, it stops; a nil one is closed.
-	b := startStatAhead(f.Fd(), dir, list, 0)
+	b := startStatAhead(f.Fd(), dir, list)
 	b.close()
 	(*statAhead)(nil).close()
 }

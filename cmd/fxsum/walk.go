@@ -144,7 +144,7 @@ type dirState struct {
 	root, dir string
 	fd        uintptr    // the open directory's descriptor
 	scratch   []byte     // for lstatAt
-	ahead     *statAhead // statting the second half of the listing, or nil
+	ahead     *statAhead // statting the listing from its end, or nil
 	id        fileID
 	subdirs   []string
 }
@@ -201,7 +201,7 @@ func (w *walker) walkDir(ctx context.Context, root, dir, after string, ancestors
 	}
 	d.fd = f.Fd()
 	if sv, ok := w.v.(statesVisitor); ok && len(list) >= statSplitMin && sv.wantsStates() {
-		d.ahead = startStatAhead(d.fd, dir, list, len(list)/2)
+		d.ahead = startStatAhead(d.fd, dir, list)
 	}
 	closeDir := func() {
 		d.ahead.close() // before the descriptor it uses
