@@ -149,8 +149,9 @@ type dirState struct {
 	subdirs   []string
 }
 
-// walkDir walks dir, a directory under root; then, unless the walk stops,
-// the walker enters after, if it is not "".
+// walkDir walks dir, a directory under root. after is the directory the
+// walker enters once dir and its subdirectories are done, or "": the
+// visitor is told of it ahead if dir has no subdirectory.
 func (w *walker) walkDir(ctx context.Context, root, dir, after string, ancestors []fileID) error {
 	if err := ctx.Err(); err != nil {
 		return err
