@@ -163,6 +163,9 @@ func checkOpenFiles(o *options) error {
 		}
 		return nil
 	}
+	if most < 1 {
+		return usagef("ulimit -n %d: too few open files: fxsum needs about %d with one worker; raise the limit", limit, reserved+per)
+	}
 	return usagef("--workers %d: needs about %d open files, and this process may open %d (ulimit -n): use at most %d workers, or raise the limit", workers, need, limit, most)
 }
 

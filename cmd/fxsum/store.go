@@ -48,7 +48,8 @@ const pathExpr = `(CASE WHEN dir = '/' THEN '/' || name ELSE dir || '/' || name 
 // whether the database must be created. A missing file is created only when
 // create is set.
 func checkDB(path string, create bool) (isNew bool, err error) {
-	f, err := os.Open(path)
+	// Looked at before it is opened: opening a FIFO waits for a writer.
+	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if !create {
 			return false, usagef("--db %s: no such database (run fxsum index first)", path)
@@ -56,15 +57,21 @@ func checkDB(path string, create bool) (isNew bool, err error) {
 		return true, nil
 	}
 	if err != nil {
-		return false, usagef("--db %s: %w", path, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return false, usagef("--db %s: %w", path, err)
+		return false, usagef("--db %s: %w", path, pathCause(err))
 	}
 	if !fi.Mode().IsRegular() {
 		return false, usagef("--db %s: not a regular file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false, usagef("--db %s: %w", path, pathCause(err))
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return false, usagef("--db %s: %w", path, pathCause(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return false, usagef("--db %s: not a regular file", path) // replaced meanwhile
 	}
 	if fi.Size() == 0 {
 		if !create {
@@ -209,7 +216,10 @@ func isBusy(err error) bool {
 // longer than busy_timeout.
 func openDB(ctx context.Context, path string, create bool) (*sql.DB, error) {
 	if err := checkWritable(path); err != nil {
-		return nil, err
+		if create {
+			return nil, err
+		}
+		return openReadOnly(ctx, path, err)
 	}
 	isNew, err := checkDB(path, create)
 	if err != nil {
@@ -229,12 +239,32 @@ func openDB(ctx context.Context, path string, create bool) (*sql.DB, error) {
 	if err != nil {
 		return nil, usagef("--db %s: %w", path, err)
 	}
-	var n int
-	err = db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'files'`).Scan(&n)
+	files, tables, err := countTables(ctx, db)
+	if err == nil && tables == 0 && !isNew {
+		// A header that says fxsum over no schema at all: a first run was
+		// cut short while it made the schema, and SQLite, reading, has
+		// just rolled its journal back. The database is made now, as it
+		// would have been then (or refused, if someone else's meanwhile).
+		_ = db.Close()
+		if !create {
+			return nil, usagef("--db %s: empty database (run fxsum index first)", path)
+		}
+		if err := createDB(ctx, path); err != nil {
+			var ue *usageError
+			if errors.As(err, &ue) {
+				return nil, err
+			}
+			return nil, usagef("--db %s: cannot create the database: %w", path, err)
+		}
+		if db, err = sql.Open("sqlite", dsn(path)); err != nil {
+			return nil, usagef("--db %s: %w", path, err)
+		}
+		files, _, err = countTables(ctx, db)
+	}
 	switch {
 	case err != nil:
 		err = usagef("--db %s: cannot read the database (corrupt?): %w", path, err)
-	case n != 1:
+	case files != 1:
 		err = usagef("--db %s: not an fxsum database (no files table); refusing to touch it", path)
 	default:
 		if err = setWAL(ctx, db); err != nil {
@@ -246,6 +276,50 @@ func openDB(ctx context.Context, path string, create bool) (*sql.DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// openReadOnly opens, for a command that only reads (manifest, verify),
+// an fxsum database that this process may not write, or whose folder it
+// may not write: an archived index, another user's, one on read-only
+// media. SQLite is told that the file cannot change (immutable), so that
+// it makes no -wal or -shm file beside it, which it would make as
+// read-only as the database and which would fail every later run; for the
+// same reason, a database that has a -wal or -journal file with content
+// (a run that did not end, or one under way) is refused, with why: what is
+// in those is not in the database yet. notWritable is checkWritable's
+// error.
+func openReadOnly(ctx context.Context, path string, notWritable error) (*sql.DB, error) {
+	if _, err := checkDB(path, false); err != nil {
+		return nil, err
+	}
+	for _, suffix := range []string{"-wal", "-journal"} {
+		if fi, err := os.Stat(path + suffix); err == nil && fi.Size() > 0 {
+			return nil, usagef("%w, and %s%s holds changes not in the database yet: a run that did not end, or one under way", notWritable, path, suffix)
+		}
+	}
+	db, err := sql.Open("sqlite", dsn(path)+"&mode=ro&immutable=1")
+	if err != nil {
+		return nil, usagef("--db %s: %w", path, err)
+	}
+	files, _, err := countTables(ctx, db)
+	switch {
+	case err != nil:
+		err = usagef("--db %s: cannot read the database (corrupt?): %w", path, err)
+	case files != 1:
+		err = usagef("--db %s: not an fxsum database (no files table)", path)
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// countTables returns how many tables named files the database has (0 or
+// 1), and how many objects its schema holds in all.
+func countTables(ctx context.Context, db *sql.DB) (files, all int, err error) {
+	err = db.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE type = 'table' AND name = 'files'), count(*) FROM sqlite_schema`).Scan(&files, &all)
+	return files, all, err
 }
 
 // checkWritable makes sure, before SQLite opens anything, that the
