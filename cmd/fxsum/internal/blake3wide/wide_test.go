@@ -5,6 +5,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/zeebo/blake3"
@@ -174,5 +177,28 @@ func TestKernels(t *testing.T) {
 		if got != want {
 			t.Fatalf("hashChunksTail of %d bytes: %x, want %x", n, got, want)
 		}
+	}
+}
+
+// TestGenerated checks that kernels_amd64.s is what gen.go writes.
+func TestGenerated(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to run gen.go")
+	}
+	out := filepath.Join(t.TempDir(), "kernels.s")
+	if b, err := exec.Command(goTool, "run", "gen.go", "-out", out).CombinedOutput(); err != nil {
+		t.Fatalf("go run gen.go: %v\n%s", err, b)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("kernels_amd64.s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("kernels_amd64.s is not what gen.go writes: go generate")
 	}
 }
