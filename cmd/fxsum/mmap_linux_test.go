@@ -132,7 +132,7 @@ func TestHashMappedTruncated(t *testing.T) {
 	buf, hs := newReadBuf(), newHashers()
 
 	t.Run("OnceThenRehashed", func(t *testing.T) {
-		// Within the first slice, not on a page boundary: the rest of
+		// Within the first window, not on a page boundary: the rest of
 		// that page reads as zeros, the next page faults.
 		const short = testWindow / 2
 		calls := 0
@@ -156,8 +156,8 @@ func TestHashMappedTruncated(t *testing.T) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		// Halved at every mapping, still large enough to be mapped; the
-		// last slices of the first mapping fault.
+		// Halved at every first window mapped, still large enough to be
+		// mapped: the pages past the half fault, every time.
 		mappedHook = func() {
 			fi, err := os.Stat(path)
 			if err != nil {
@@ -174,7 +174,7 @@ func TestHashMappedTruncated(t *testing.T) {
 }
 
 // TestHashMappedGrows appends to a mapped file while it is hashed: the
-// first time only, then at every slice.
+// first time only, then at every window.
 func TestHashMappedGrows(t *testing.T) {
 	withWideBLAKE3(t)
 	path := filepath.Join(t.TempDir(), "f")
