@@ -132,12 +132,13 @@ func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 	if w := hs.wideFor(algo, size); w != nil {
 		h = w
 		if size >= mapMin {
-			err = hashMapped(ctx, f, size, h, progress)
+			if err = hashMapped(ctx, f, size, h, progress); errors.Is(err, errNotMapped) {
+				h.Reset() // it may hold the first windows of a file then read
+			}
 		}
 	}
 	switch {
 	case errors.Is(err, errNotMapped):
-		h.Reset() // it may hold the first windows of a file then read
 		if n, err = readFile(ctx, f, size, buf, h, progress); err != nil {
 			return hashResult{}, false, err
 		}
