@@ -52,9 +52,15 @@
 //	               wait and use it), switching to WAL, opening
 //	batch.go       a worker's batch of rows and its commits
 //	hash.go        hashing one file; the read buffer and hashers
-//	blake3.go      BLAKE3 (github.com/zeebo/blake3, assembly)
-//	walk.go        the walker: sorted listings, symbolic links, loops, the
-//	               database's own files, exclusions (exclude.go)
+//	blake3.go      BLAKE3: github.com/zeebo/blake3 for small files, and
+//	               internal/blake3wide (AVX-512, 16 chunks at once) for
+//	               the others where the processor has it
+//	mmap*.go       large files hashed where they lie in the page cache,
+//	               mapped, a truncation's SIGBUS recovered as a change
+//	walk.go        the walker: sorted listings (listdir*.go), symbolic
+//	               links, loops, the database's own files, exclusions
+//	               (exclude.go), new files hashed as they are listed
+//	               (early.go), files statted on two goroutines (statahead.go)
 //	index.go       fxsum index: roots, the hashing task, the summary
 //	indexwalk.go   what index does with what the walker finds: the merge
 //	               of a directory's listing with its rows, removals, sweep
@@ -78,7 +84,11 @@
 //	pool workers      the pool's OnStart        the pool's OnStop        the pool's OnStop
 //	the halt's stop   the halt (AfterFunc)      the pool's stop ending   session.stop
 //	the walk          (the main goroutine)      ctx, an interrupt        -
-//	row reader        indexVisitor.enterDir     cursor.close             cursor.close
+//	row reader        startRowReader, once a    rowReader.close          rowReader.close
+//	                  run (cursors read ahead
+//	                  of the walker)
+//	stat helper       startStatAhead, for a     statAhead.close          statAhead.close, and
+//	                  folder with rows                                   its take of a result
 //	counting walk     countFiles, with a bar    its stop function        its stop function
 //	progress bar      startProgress             progress.stop            progress.stop
 //	results consumer  startQueueIndex           queueIndex.finish        queueIndex.finish

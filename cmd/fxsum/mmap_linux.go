@@ -23,7 +23,7 @@ import (
 // it is. That takes h hashing in this goroutine: blake3wide.Hasher starts
 // none. A file that cannot be mapped at all is errNotMapped too.
 func hashMapped(ctx context.Context, f *rfile, size int64, h hash.Hash, progress func(int64)) error {
-	if !mappable(f) {
+	if !mappable(f) || sparse(f, size) {
 		return errNotMapped
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
@@ -68,6 +68,19 @@ func mappable(f *rfile) bool {
 		return false
 	}
 	return mappableFS[uint32(st.Type)]
+}
+
+// sparse reports whether f has fewer bytes on disk than size: holes (or
+// compression). A hole is read as zeros at the speed of a copy, but each
+// of its pages mapped is a page fault: a 2 GiB file of holes took 11 s
+// mapped, 8.7 of them in the kernel, against 0.9 s for b3sum. Such files
+// are read.
+func sparse(f *rfile, size int64) bool {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(f.fd, &st); err != nil {
+		return true
+	}
+	return st.Blocks*512 < size
 }
 
 // mmap is syscall.Mmap; tests see through it what is mapped.

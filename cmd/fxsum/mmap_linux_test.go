@@ -288,3 +288,59 @@ func TestMappable(t *testing.T) {
 		t.Errorf("a file of the temporary folder: err = %v, mapped %d times, want nil, 1", err, mapped)
 	}
 }
+
+// TestSparseNotMapped: a file with holes is read, not mapped (each page of
+// a hole mapped is a page fault), and hashes as b3sum does.
+func TestSparseNotMapped(t *testing.T) {
+	defer func(m func(int, int64, int, int, int) ([]byte, error)) { mmap = m }(mmap)
+	mapped := 0
+	mmap = func(fd int, off int64, n, prot, flags int) ([]byte, error) {
+		mapped++
+		return syscall.Mmap(fd, off, n, prot, flags)
+	}
+	path := filepath.Join(t.TempDir(), "sparse")
+	size := int64(4 * mapMin)
+	data := []byte("data after a hole")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, size-int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	af, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := af.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := af.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := openFile(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mappable(f) || !sparse(f, size) {
+		f.Close()
+		t.Skipf("%s: a file system that is not mapped, or that keeps no holes", path)
+	}
+	f.Close()
+	old := wideBLAKE3
+	wideBLAKE3 = blake3wide.Supported()
+	defer func() { wideBLAKE3 = old }()
+	r, err := hashFile(context.Background(), path, "blake3", false, newReadBuf(), newHashers(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, size)
+	copy(want[size-int64(len(data)):], data)
+	ref := blake3.New()
+	ref.Write(want)
+	if got := ref.Sum(nil); !bytes.Equal(r.digest, got) {
+		t.Errorf("digest %x, want %x", r.digest, got)
+	}
+	if mapped != 0 {
+		t.Errorf("a sparse file was mapped %d times", mapped)
+	}
+}
