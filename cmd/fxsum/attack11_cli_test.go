@@ -196,14 +196,7 @@ func TestAttack11_LowOpenFileLimit(t *testing.T) {
 	cmd := exec.Command("sh", "-c", `ulimit -n "$1" && exec "$2" --db "$3" "$4"`, "sh", strconv.Itoa(limit), fxsumBin, filepath.Join(work, "default.db"), tree)
 	cmd.Dir = work
 	cmd.Env = append(os.Environ(), a11env()...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatal(err)
-	}
-	r = result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errb.String()}
+	r = runCmd(t, cmd)
 	if r.code != 2 {
 		t.Fatalf("ulimit -n %d, default workers: exit %d, want 2; stderr:\n%s", limit, r.code, r.stderr)
 	}
@@ -238,14 +231,7 @@ func TestAttack11_ReadOnlyDatabaseCanBeRead(t *testing.T) {
 		if os.Geteuid() == 0 {
 			asNobody(cmd)
 		}
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			t.Fatalf("run fxsum: %v", err)
-		}
-		return result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errb.String()}
+		return runCmd(t, cmd)
 	}
 	if os.Geteuid() == 0 {
 		a11reach(t, filepath.Dir(fxsumBin), tree, work)

@@ -149,6 +149,16 @@ func TestHashFileDetectsChange(t *testing.T) {
 	if err := os.WriteFile(path, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	testGrowsWhileHashed(t, path, content, "sha256", func(b []byte) []byte { d := sha256.Sum256(b); return d[:] })
+}
+
+// testGrowsWhileHashed appends a byte to the file at path, which holds
+// content, while hashFile hashes it with algo (sum is its digest): at the
+// first call of progress only, after which it is hashed once more, to the
+// digest of content and the byte; then at every call, after which it is
+// errChanged.
+func testGrowsWhileHashed(t *testing.T, path string, content []byte, algo string, sum func([]byte) []byte) {
+	t.Helper()
 	appendByte := func() {
 		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 		if err != nil {
@@ -162,9 +172,9 @@ func TestHashFileDetectsChange(t *testing.T) {
 	}
 	buf, hs := newReadBuf(), newHashers()
 
-	t.Run("ChangesOnceThenRehashed", func(t *testing.T) {
+	t.Run("OnceThenRehashed", func(t *testing.T) {
 		changed := false
-		res, err := hashFile(context.Background(), path, "sha256", false, buf, hs, func(int64) {
+		res, err := hashFile(context.Background(), path, algo, false, buf, hs, func(int64) {
 			if !changed {
 				changed = true
 				appendByte()
@@ -173,13 +183,12 @@ func TestHashFileDetectsChange(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := sha256.Sum256(append(content, '!'))
-		if !bytes.Equal(res.digest, want[:]) || res.state.size != int64(len(content)+1) {
-			t.Errorf("digest of the second read not recorded: size %d", res.state.size)
+		if !bytes.Equal(res.digest, sum(append(content, '!'))) || res.state.size != int64(len(content)+1) {
+			t.Errorf("digest of the second hashing not recorded: size %d", res.state.size)
 		}
 	})
-	t.Run("KeepsChangingThenReported", func(t *testing.T) {
-		_, err := hashFile(context.Background(), path, "sha256", false, buf, hs, func(int64) { appendByte() })
+	t.Run("KeepsGrowingThenReported", func(t *testing.T) {
+		_, err := hashFile(context.Background(), path, algo, false, buf, hs, func(int64) { appendByte() })
 		if !errors.Is(err, errChanged) {
 			t.Errorf("err = %v, want errChanged", err)
 		}

@@ -65,13 +65,20 @@ type result struct {
 // fxsum runs the binary with args in dir and waits for it.
 func fxsum(t *testing.T, dir string, env []string, args ...string) result {
 	t.Helper()
-	cmd := command(t, dir, env, args...)
+	return runCmd(t, command(t, dir, env, args...))
+}
+
+// runCmd runs cmd (the binary, as command makes it, or a shell that runs
+// it) and waits for it. A command that exits with an error is a result; one
+// that cannot run fails the test.
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
-		t.Fatalf("run fxsum %q: %v", args, err)
+		t.Fatalf("run %q: %v", cmd.Args, err)
 	}
 	return result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errb.String()}
 }
@@ -706,14 +713,7 @@ func TestUnreadableIsReportedNotFatal(t *testing.T) {
 			t.Helper()
 			cmd := command(t, work, nil, tr.root)
 			asNobody(cmd)
-			var out, errb bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &errb
-			err := cmd.Run()
-			var ee *exec.ExitError
-			if err != nil && !errors.As(err, &ee) {
-				t.Fatalf("run fxsum as nobody: %v", err)
-			}
-			return result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errb.String()}
+			return runCmd(t, cmd)
 		}
 	}
 	mustOK(t, run())

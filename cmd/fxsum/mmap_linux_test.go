@@ -182,41 +182,7 @@ func TestHashMappedGrows(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	appendByte := func() {
-		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer f.Close()
-		if _, err := f.Write([]byte{'!'}); err != nil {
-			t.Error(err)
-		}
-	}
-	buf, hs := newReadBuf(), newHashers()
-
-	t.Run("OnceThenRehashed", func(t *testing.T) {
-		changed := false
-		res, err := hashFile(context.Background(), path, "blake3", false, buf, hs, func(int64) {
-			if !changed {
-				changed = true
-				appendByte()
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := blake3.Sum256(append(data, '!'))
-		if !bytes.Equal(res.digest, want[:]) || res.state.size != int64(len(data)+1) {
-			t.Errorf("digest of the second hashing not recorded: size %d", res.state.size)
-		}
-	})
-	t.Run("KeepsGrowingThenReported", func(t *testing.T) {
-		_, err := hashFile(context.Background(), path, "blake3", false, buf, hs, func(int64) { appendByte() })
-		if !errors.Is(err, errChanged) {
-			t.Errorf("err = %v, want errChanged", err)
-		}
-	})
+	testGrowsWhileHashed(t, path, data, "blake3", func(b []byte) []byte { d := blake3.Sum256(b); return d[:] })
 }
 
 // TestHashMappedProgressAndCancel checks that a mapped file reports every

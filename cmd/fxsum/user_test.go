@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-
 	"os"
 	"path/filepath"
 	"slices"
@@ -96,10 +94,7 @@ func runner(t *testing.T, work string, reach ...string) func(args ...string) res
 		t.Helper()
 		cmd := command(t, work, nil, args...)
 		asNobody(cmd)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		_ = cmd.Run()
-		return result{code: cmd.ProcessState.ExitCode(), stdout: out.String(), stderr: errb.String()}
+		return runCmd(t, cmd)
 	}
 }
 
