@@ -23,16 +23,17 @@
 #
 # Usage, from anywhere in the repository:
 #   bash bench/fxsum/run.sh
-# SHAPES="flat deep" picks shapes. ALT=BINARY adds the new-index rows of
+# SHAPES="flat deep" picks shapes (SHAPES= none). ALT=BINARY adds the new-index rows of
 # another build of fxsum (an A/B of a change, in the same rounds), with
 # ALT_LABEL as its name. FXSUM=BINARY benchmarks that build instead of
 # building ./cmd/fxsum. MILLION=1 also indexes 1,000,000 files of
-# 100 bytes (100 folders) and prints fxsum's peak memory (GNU time).
+# 100 bytes (100 folders) and prints fxsum's peak memory (GNU time):
+# SHAPES= MILLION=1 does only that.
 # The trees are made in a new folder under ${TMPDIR:-/tmp}, deleted at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-3}
-SHAPES=${SHAPES:-deep flat tiny large}
+SHAPES=${SHAPES-deep flat tiny large}
 FLAT_FILES=${FLAT_FILES:-150000}
 CORES=$(getconf _NPROCESSORS_ONLN)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fxsum-bench.XXXXXX")
