@@ -325,6 +325,11 @@ func parseArgs(args []string, stdout io.Writer) (*options, error) {
 	if o.db == "" {
 		return nil, usagef("--db: empty path")
 	}
+	if strings.HasSuffix(o.db, "/") || strings.HasSuffix(o.db, string(os.PathSeparator)) {
+		// A trailing slash names a folder: the path's cleaning would drop
+		// it, and a file would be made where the user meant a folder.
+		return nil, usagef("--db %s: names a folder; give the database's file (%sfxsum.db, say)", o.db, o.db)
+	}
 	if !*vcs {
 		for _, d := range vcsDirs {
 			excludes = append(excludes, d+"/")

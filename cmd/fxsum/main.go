@@ -43,8 +43,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return runCommand(ctx, o, stdout, stderr)
 }
 
-// runCommand runs the command that o, the parsed arguments, names.
+// runCommand runs the command that o, the parsed arguments, names. A
+// corrupt database, which SQLite finds only when it reads the damaged
+// pages, is one line that names it, as every database that cannot be used.
 func runCommand(ctx context.Context, o *options, stdout, stderr io.Writer) error {
+	err := runNamed(ctx, o, stdout, stderr)
+	if cause := corruption(err); cause != nil {
+		// A read-only database is read without locks (see openReadOnly):
+		// a run writing it meanwhile can make it look damaged.
+		return usagef("--db %s: the database is damaged: %w (unless another run was writing it: then try again; else move it away and index again)", o.db, cause)
+	}
+	return err
+}
+
+func runNamed(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	log := newLogger(o, stderr)
 	defer func() { _ = log.Sync() }()
 	switch o.cmd {

@@ -201,6 +201,18 @@ func setWAL(ctx context.Context, db *sql.DB) error {
 	}
 }
 
+// corruption returns the SQLite error in err that says the database is
+// damaged (SQLITE_CORRUPT or SQLITE_NOTADB, any extended code), or nil.
+func corruption(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		if c := se.Code() & 0xff; c == sqlite3.SQLITE_CORRUPT || c == sqlite3.SQLITE_NOTADB {
+			return se
+		}
+	}
+	return nil
+}
+
 // isBusy reports whether err is SQLite's SQLITE_BUSY (any extended code).
 func isBusy(err error) bool {
 	var se *sqlite.Error
@@ -293,7 +305,7 @@ func openReadOnly(ctx context.Context, path string, notWritable error) (*sql.DB,
 		return nil, err
 	}
 	for _, suffix := range []string{"-wal", "-journal"} {
-		if fi, err := os.Stat(path + suffix); err == nil && fi.Size() > 0 {
+		if pending(path + suffix) {
 			return nil, usagef("%w, and %s%s holds changes not in the database yet: a run that did not end, or one under way", notWritable, path, suffix)
 		}
 	}
@@ -313,6 +325,35 @@ func openReadOnly(ctx context.Context, path string, notWritable error) (*sql.DB,
 		return nil, err
 	}
 	return db, nil
+}
+
+// pending reports whether the -wal or -journal file at path may hold
+// changes that are not in the database: a WAL with frames after its
+// 32-byte header, or a rollback journal whose header SQLite would roll
+// back (a journal that SQLite zeroed or truncated at a commit, as its
+// PERSIST and TRUNCATE modes leave, holds none). A file that cannot be
+// read may.
+func pending(path string) bool {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return true
+	}
+	if strings.HasSuffix(path, "-wal") {
+		return fi.Size() > 32
+	}
+	var magic [8]byte
+	if _, err := io.ReadFull(f, magic[:]); err != nil {
+		return fi.Size() > 0 && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF)
+	}
+	return magic == [8]byte{0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7}
 }
 
 // countTables returns how many tables named files the database has (0 or
