@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -129,49 +128,36 @@ func TestAttack11_FileChangedWhileHashed(t *testing.T) {
 				a11write(t, path, content, time.Now().Add(-time.Hour))
 				a11write(t, filepath.Join(root, "small"), content[:3<<20], time.Now().Add(-time.Hour))
 				work := t.TempDir()
-				stop := make(chan struct{})
-				var wg sync.WaitGroup
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := 0; ; i++ {
-						select {
-						case <-stop:
-							return
-						default:
+				stop := a11churn(func(i int) {
+					switch i % 5 {
+					case 0: // truncated in the middle of a mapping window
+						_ = os.Truncate(path, int64((i*7919)%size))
+					case 1: // extended back, other bytes
+						if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
+							_ = f.Truncate(size)
+							_, _ = f.WriteAt([]byte(fmt.Sprint(i)), int64((i*104729)%size))
+							_ = f.Close()
 						}
-						switch i % 5 {
-						case 0: // truncated in the middle of a mapping window
-							_ = os.Truncate(path, int64((i*7919)%size))
-						case 1: // extended back, other bytes
-							if f, err := os.OpenFile(path, os.O_WRONLY, 0); err == nil {
-								_ = f.Truncate(size)
-								_, _ = f.WriteAt([]byte(fmt.Sprint(i)), int64((i*104729)%size))
-								_ = f.Close()
-							}
-						case 2: // replaced by a shorter file
-							tmp := path + ".tmp"
-							if os.WriteFile(tmp, content[:(i*31)%size], 0o644) == nil {
-								_ = os.Rename(tmp, path)
-							}
-						case 3: // rewritten in place
-							_ = os.WriteFile(path, content, 0o644)
-						case 4:
-							time.Sleep(time.Millisecond)
+					case 2: // replaced by a shorter file
+						tmp := path + ".tmp"
+						if os.WriteFile(tmp, content[:(i*31)%size], 0o644) == nil {
+							_ = os.Rename(tmp, path)
 						}
+					case 3: // rewritten in place
+						_ = os.WriteFile(path, content, 0o644)
+					case 4:
+						time.Sleep(time.Millisecond)
 					}
-				}()
+				})
 				crash := regexp.MustCompile(`(?i)SIGBUS|panic|fatal error|unexpected fault`)
 				for i := range 12 {
 					r, hung := a11(t, work, 5*time.Minute, "--algo", algo.name, "--rehash", root)
 					if hung || (r.code != 0 && r.code != 1) || crash.MatchString(r.stderr) {
-						close(stop)
-						wg.Wait()
+						stop()
 						t.Fatalf("run %d while the file changes: exit %d (hung %v); stderr:\n%s", i, r.code, hung, r.stderr)
 					}
 				}
-				close(stop)
-				wg.Wait()
+				stop()
 				// The file left alone, its time old: a rerun must hash it (it
 				// changed since the last run) and a manifest must be right.
 				old := time.Now().Add(-time.Hour)

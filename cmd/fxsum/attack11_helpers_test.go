@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -139,4 +140,26 @@ func a11reach(t *testing.T, paths ...string) {
 			}
 		}
 	}
+}
+
+// a11churn calls change(0), change(1), ... on a goroutine of its own, to
+// change files while fxsum runs, until the returned stop is called; stop
+// waits for the goroutine to end.
+func a11churn(change func(i int)) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			change(i)
+		}
+	})
+	return sync.OnceFunc(func() {
+		close(done)
+		wg.Wait()
+	})
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -190,54 +189,41 @@ func TestAttack11_TreeChangingDuringReruns(t *testing.T) {
 		mk(filepath.Join(d, "sub", "deeper"), 70)
 	}
 	a11ok(t, work, "--quiet", root)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
+	stop := a11churn(func(i int) {
+		d := filepath.Join(root, fmt.Sprintf("d%02d", (i*7)%24))
+		switch i % 6 {
+		case 0:
+			_ = os.RemoveAll(d)
+		case 1:
+			mk(d, 60+i%90)
+		case 2:
+			if os.Rename(d, d+".ren") == nil {
+				_ = os.RemoveAll(d + ".ren")
 			}
-			d := filepath.Join(root, fmt.Sprintf("d%02d", (i*7)%24))
-			switch i % 6 {
-			case 0:
-				_ = os.RemoveAll(d)
-			case 1:
-				mk(d, 60+i%90)
-			case 2:
-				if os.Rename(d, d+".ren") == nil {
-					_ = os.RemoveAll(d + ".ren")
-				}
-			case 3:
-				f := filepath.Join(d, fmt.Sprintf("f%03d", i%120))
-				if fi, err := os.Lstat(f); err == nil && fi.Mode().IsRegular() {
-					_ = os.Remove(f)
-					mk(f, 2)
-				} else if err == nil {
-					_ = os.RemoveAll(f)
-					_ = os.WriteFile(f, []byte("file again"), 0o644)
-				}
-			case 4:
-				mk(filepath.Join(d, "sub", "deeper"), i%100)
-			case 5:
-				_ = os.RemoveAll(filepath.Join(d, "sub"))
+		case 3:
+			f := filepath.Join(d, fmt.Sprintf("f%03d", i%120))
+			if fi, err := os.Lstat(f); err == nil && fi.Mode().IsRegular() {
+				_ = os.Remove(f)
+				mk(f, 2)
+			} else if err == nil {
+				_ = os.RemoveAll(f)
+				_ = os.WriteFile(f, []byte("file again"), 0o644)
 			}
-			time.Sleep(200 * time.Microsecond)
+		case 4:
+			mk(filepath.Join(d, "sub", "deeper"), i%100)
+		case 5:
+			_ = os.RemoveAll(filepath.Join(d, "sub"))
 		}
-	}()
+		time.Sleep(200 * time.Microsecond)
+	})
 	for i := range 15 {
 		r, hung := a11(t, work, 5*time.Minute, root)
 		if hung || (r.code != 0 && r.code != 1) || strings.Contains(r.stderr, "panic") {
-			close(stop)
-			wg.Wait()
+			stop()
 			t.Fatalf("run %d while the tree changes: exit %d (hung %v); stderr:\n%s", i, r.code, hung, r.stderr)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	integrityCheck(t, filepath.Join(work, "fxsum.db"))
 	a11ok(t, work, root)
 	a11same(t, "after the tree was left alone", filepath.Join(work, "fxsum.db"), a11tree(t, root))
