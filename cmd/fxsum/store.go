@@ -239,12 +239,8 @@ func openDB(ctx context.Context, path string, create bool) (*sql.DB, error) {
 	}
 	hookChecked()
 	if isNew {
-		if err := createDB(ctx, path); err != nil {
-			var ue *usageError
-			if errors.As(err, &ue) {
-				return nil, err
-			}
-			return nil, usagef("--db %s: cannot create the database: %w", path, err)
+		if err := makeDB(ctx, path); err != nil {
+			return nil, err
 		}
 	}
 	db, err := sql.Open("sqlite", dsn(path))
@@ -261,12 +257,8 @@ func openDB(ctx context.Context, path string, create bool) (*sql.DB, error) {
 		if !create {
 			return nil, usagef("--db %s: empty database (run fxsum index first)", path)
 		}
-		if err := createDB(ctx, path); err != nil {
-			var ue *usageError
-			if errors.As(err, &ue) {
-				return nil, err
-			}
-			return nil, usagef("--db %s: cannot create the database: %w", path, err)
+		if err := makeDB(ctx, path); err != nil {
+			return nil, err
 		}
 		if db, err = sql.Open("sqlite", dsn(path)); err != nil {
 			return nil, usagef("--db %s: %w", path, err)
@@ -288,6 +280,16 @@ func openDB(ctx context.Context, path string, create bool) (*sql.DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// makeDB is createDB, its errors made one line that names the database.
+func makeDB(ctx context.Context, path string) error {
+	err := createDB(ctx, path)
+	var ue *usageError
+	if err == nil || errors.As(err, &ue) {
+		return err
+	}
+	return usagef("--db %s: cannot create the database: %w", path, err)
 }
 
 // openReadOnly opens, for a command that only reads (manifest, verify),
