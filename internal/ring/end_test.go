@@ -77,3 +77,41 @@ func TestEndWakesWaitingConsumers(t *testing.T) {
 		t.Fatalf("the consumer beyond End's %d got %d after its Pop gave up", n, <-got)
 	}
 }
+
+// A value queued before End is taken before End's values, even by a
+// consumer whose take began before the value was queued: it found the
+// queue empty, and End came before it looked for End's values. Before
+// the fix, a worker pool's Drain took its pill so and left the last task
+// queued, unrun.
+func TestEndAfterRacingValue(t *testing.T) {
+	const rounds = 20_000
+	rings := make(chan *Ring[int])
+	firsts := make(chan int)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for r := range rings {
+			var v int
+			for !r.TryPop(&v) {
+			}
+			firsts <- v
+		}
+	})
+	defer wg.Wait()
+	defer close(rings)
+	for i := range rounds {
+		for _, size := range []int{0, 1} {
+			r := New[int](size, 0)
+			rings <- r // the consumer takes from it as fast as it can
+			if size == 0 {
+				r.idle.Add(1) // a hand-off queue takes a value for a waiting consumer only
+			}
+			if !r.TryPush(1) {
+				t.Fatalf("round %d, size %d: TryPush refused", i, size)
+			}
+			r.End(-1, 1)
+			if v := <-firsts; v != 1 {
+				t.Fatalf("round %d, size %d: took End's value %d before the value queued before End", i, size, v)
+			}
+		}
+	}
+}

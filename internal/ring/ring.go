@@ -148,6 +148,7 @@ func (r *Ring[T]) TryPush(v T) bool {
 // does. The value is written to dst, not returned: no copy of it sits in
 // the frames of an idle consumer, whose stack stays small.
 func (r *Ring[T]) TryPop(dst *T) bool {
+	ended := false
 	pos := r.head.Load()
 	for {
 		s := r.at(pos)
@@ -167,7 +168,15 @@ func (r *Ring[T]) TryPop(dst *T) bool {
 				return true
 			}
 		case seq < 2*pos+1: // not published yet: empty
-			return r.takeEnd(dst)
+			if ended {
+				return r.takeEnd(dst)
+			}
+			if r.ends.Load() <= 0 {
+				return false
+			}
+			// End came, after every value queued before it: look again,
+			// for one that was queued after the look above.
+			ended = true
 		}
 		pos = r.head.Load()
 	}
@@ -177,8 +186,10 @@ func (r *Ring[T]) TryPop(dst *T) bool {
 // take v: a worker pool's stop gives each worker a pill behind the values
 // queued, all at once, not one slot at a time. It wakes up to n idle
 // consumers. A later End adds to what is left of the n, and its v replaces
-// the earlier one's. End is for a queue's last values: one pushed, or
-// being pushed, while some of the n are left may be taken after them.
+// the earlier one's. End is for a queue's last values: every value pushed
+// before End is taken before any of its, even by a take that began before
+// that value was pushed; one pushed, or being pushed, while some of the n
+// are left may be taken after them.
 func (r *Ring[T]) End(v T, n int) {
 	if n <= 0 {
 		return
@@ -344,6 +355,6 @@ func signal(c chan struct{}) {
 
 // String describes the queue's state, for reports of a stuck pool.
 func (r *Ring[T]) String() string {
-	return fmt.Sprintf("ring{len %d of %d, head %d, tail %d, idle %d, full %d, wake tokens %d, room tokens %d}",
-		r.Len(), r.Cap(), r.head.Load(), r.tail.Load(), r.idle.Load(), r.full.Load(), len(r.wake), len(r.room))
+	return fmt.Sprintf("ring{len %d of %d, head %d, tail %d, idle %d, full %d, wake tokens %d, room tokens %d, ends %d}",
+		r.Len(), r.Cap(), r.head.Load(), r.tail.Load(), r.idle.Load(), r.full.Load(), len(r.wake), len(r.room), r.ends.Load())
 }
