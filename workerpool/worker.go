@@ -452,7 +452,7 @@ func (w *worker[R]) wait(t *task[R]) bool {
 	if w.ending() {
 		return false
 	}
-	p.q.Pop(t, nil, nil)
+	p.q.Take(t)
 	return true
 }
 

@@ -242,10 +242,6 @@ func (r *Ring[T]) Pop(dst *T, a, b <-chan struct{}) bool {
 			r.withdraw()
 			return true
 		}
-		if a == nil && b == nil {
-			<-r.wake // claimed: look again. A plain receive keeps an idle
-			continue // consumer's stack small: select's frame is large.
-		}
 		select {
 		case <-r.wake: // claimed: look again
 			continue
@@ -258,6 +254,38 @@ func (r *Ring[T]) Pop(dst *T, a, b <-chan struct{}) bool {
 		// producer claimed.
 		return r.TryPop(dst)
 	}
+}
+
+// Take takes the oldest value into dst, waiting for one as long as it
+// takes. It is Pop with no way out, in a frame of its own: no select, whose
+// frame is large, sits in the stack of a consumer that waits, which a
+// worker pool's idle workers keep small.
+func (r *Ring[T]) Take(dst *T) {
+	for !r.TryPop(dst) {
+		if r.spinTake(dst) {
+			return
+		}
+		r.idle.Add(1)
+		if r.hand && r.full.Load() > 0 {
+			signal(r.room) // a hand-off producer waits for a consumer
+		}
+		if r.TryPop(dst) {
+			r.withdraw()
+			return
+		}
+		<-r.wake // claimed: look again
+	}
+}
+
+// spinTake looks for a value spin times, yielding before each look.
+func (r *Ring[T]) spinTake(dst *T) bool {
+	for range r.spin {
+		runtime.Gosched()
+		if r.TryPop(dst) {
+			return true
+		}
+	}
+	return false
 }
 
 // wakeOne claims an idle consumer's registration, if there is one, and

@@ -108,7 +108,7 @@ func TestHandOff(t *testing.T) {
 	got := make(chan int)
 	go func() {
 		var v int
-		r.Pop(&v, nil, nil)
+		r.Take(&v)
 		got <- v
 	}()
 	pushed := make(chan bool)
@@ -247,7 +247,8 @@ func BenchmarkQueue(b *testing.B) {
 				for range consumers {
 					wg.Go(func() {
 						for {
-							if v := 0; r.Pop(&v, nil, nil) && v < 0 {
+							var v int
+							if r.Take(&v); v < 0 {
 								return
 							}
 						}
@@ -277,10 +278,16 @@ func TestConsumersThatLeave(t *testing.T) {
 	for round := range 2000 {
 		r := New[int](40, round%3)
 		var wg sync.WaitGroup
-		for range consumers {
+		for c := range consumers {
 			wg.Go(func() {
 				for {
-					if v := 0; r.Pop(&v, nil, nil) && v < 0 {
+					var v int
+					if c%2 == 0 {
+						r.Take(&v) // as a worker pool's workers wait
+					} else {
+						r.Pop(&v, nil, nil)
+					}
+					if v < 0 {
 						return // a pill
 					}
 				}
