@@ -30,15 +30,15 @@ type Cleanup func(context.Context) error
 // The zero value is an empty stack ready for use. A Stack is safe for
 // concurrent use, although one owner usually pushes and closes.
 type Stack struct {
-	mu      sync.Mutex
+	mu sync.Mutex
+	// What was pushed; once closed, what the close runs. A worker of a
+	// pool keeps one stack while idle, a hundred thousand of them at
+	// times: the fields are few.
 	entries []entry
 	first   [1]entry // entries' first backing array: most stacks hold one
 	closed  bool
-
-	// While and after closing:
-	unwinding []entry // what is being closed
-	current   int     // index of the cleanup running or next; -1 when done
-	errs      []error // as they happened
+	current int     // once closed: index of the cleanup running or next; -1 when done
+	errs    []error // once closed: as they happened
 }
 
 type entry struct {
@@ -144,29 +144,29 @@ func (s *Stack) unwindNow(ctx context.Context) error {
 func (s *Stack) stuck(cause error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.current < 0 || s.current >= len(s.unwinding) {
+	if !s.closed || s.current < 0 || s.current >= len(s.entries) {
 		return errors.Join(s.errs...)
 	}
 	stuck := &CleanupError{
-		Name: s.unwinding[s.current].name,
+		Name: s.entries[s.current].name,
 		Err:  fmt.Errorf("%w: %w", ErrStuck, cause),
 	}
 	for i := s.current - 1; i >= 0; i-- {
-		stuck.Waiting = append(stuck.Waiting, s.unwinding[i].name)
+		stuck.Waiting = append(stuck.Waiting, s.entries[i].name)
 	}
 	return errors.Join(append(slices.Clone(s.errs), stuck)...)
 }
 
-// take closes the stack and returns what it held.
+// take closes the stack and returns what it held, for the first close;
+// nothing for a later one. The entries stay, for stuck.
 func (s *Stack) take() []entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	entries := s.entries
-	s.entries, s.closed = nil, true
-	if len(entries) > 0 {
-		s.unwinding, s.current = entries, len(entries)-1
+	if s.closed {
+		return nil
 	}
-	return entries
+	s.closed, s.current = true, len(s.entries)-1
+	return s.entries
 }
 
 // unwind runs entries from last to first, recording their errors and its

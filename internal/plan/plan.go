@@ -545,7 +545,7 @@ func (p *Plan[R]) openReflect(ctx context.Context, wp *resources.Worker, ext []r
 		}
 		vals[i] = v
 		if c.Check.IsValid() {
-			s.checks = append(s.checks, check{name: c.Name, fn: c.Check, v: v})
+			s.addCheck(check{name: c.Name, fn: c.Check, v: v})
 		}
 		if cleanup != nil {
 			if err := s.stack.Push(c.Name, cleanup); err != nil {
@@ -590,7 +590,7 @@ func (p *Plan[R]) openObserved(ctx context.Context, wp *resources.Worker, o *Ope
 func newScope[R any](c *decl.Ctor, v R, cleanup func(context.Context) error) (*Scope[R], error) {
 	s := &Scope[R]{value: v}
 	if c.Check.IsValid() {
-		s.checks = append(s.checks, check{name: c.Name, fn: c.Check, v: reflect.ValueOf(&s.value).Elem()})
+		s.addCheck(check{name: c.Name, fn: c.Check, v: reflect.ValueOf(&s.value).Elem()})
 	}
 	if cleanup != nil {
 		if err := s.stack.Push(c.Name, cleanup); err != nil {
@@ -668,9 +668,19 @@ func (p *Plan[R]) build(ctx context.Context, w resources.Worker, consumer int, s
 
 // Scope holds one worker's open resources.
 type Scope[R any] struct {
-	checks []check // in open order
+	// In open order; nil while there are none, as for most resources. A
+	// pointer, not a slice: each idle worker keeps a scope.
+	checks *[]check
 	value  R
 	stack  hooks.Stack
+}
+
+// addCheck adds c to the scope's checks.
+func (s *Scope[R]) addCheck(c check) {
+	if s.checks == nil {
+		s.checks = new([]check)
+	}
+	*s.checks = append(*s.checks, c)
 }
 
 // Value returns the task parameter built from the scope's resources. It
@@ -695,7 +705,10 @@ type check struct {
 // open order, and returns the first failure, naming its resource. A panic
 // is a failure. It blocks while the checks run.
 func (s *Scope[R]) Check(ctx context.Context) error {
-	for _, c := range s.checks {
+	if s.checks == nil {
+		return nil
+	}
+	for _, c := range *s.checks {
 		if err := c.run(ctx); err != nil {
 			return fmt.Errorf("resources: check %s: %w", c.name, err)
 		}
