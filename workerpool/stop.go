@@ -256,23 +256,31 @@ func (p *Pool[R]) awaitStop(ctx context.Context) error {
 // running and what it is stuck in.
 //
 // It takes the launch lock twice in all, not twice a worker: exiting
-// workers take the pool's lock too, and ten thousand of them exit at once.
-// Launches are made under that lock — the grower's under the elastic
-// state's, Resize's under the pool's — and a second stop waits for
-// workers while a first one may not have stopped them yet: a worker's
-// exited channel is that of its latest launch, and its error is read only
-// if it has not been launched again since.
+// workers take it too, and ten thousand of them exit at once. Launches
+// are made under that lock — the grower's under the elastic state's,
+// Resize's under the pool's — and a second stop waits for workers while a
+// first one may not have stopped them yet: a worker's error is read only
+// if it has not been launched again since. The exit channel of a worker
+// still running is made here, for its exit to close: most workers never
+// need one.
 func (p *Pool[R]) waitWorkers(ctx context.Context, ws []*worker[R]) error {
 	mu := p.launchLock()
 	exited := make([]chan struct{}, len(ws))
+	launches := make([]uint32, len(ws))
 	mu.Lock()
 	for i, w := range ws {
-		exited[i] = w.exited
+		launches[i] = w.launches
+		if w.slotted {
+			if w.exited == nil {
+				w.exited = make(chan struct{})
+			}
+			exited[i] = w.exited
+		}
 	}
 	mu.Unlock()
 wait:
 	for _, c := range exited {
-		if c == nil || isClosed(c) {
+		if c == nil {
 			continue // a slot never used, or a worker gone already
 		}
 		select {
@@ -285,11 +293,11 @@ wait:
 	var running []*worker[R]
 	mu.Lock()
 	for i, w := range ws {
-		switch c := exited[i]; {
-		case c == nil:
-		case !isClosed(c):
+		switch {
+		case w.launches != launches[i]: // launched again since: not this wait's
+		case w.slotted:
 			running = append(running, w)
-		case w.exited == c && w.err != nil:
+		case w.err != nil:
 			errs = append(errs, &workerError{w.id, w.err})
 		}
 	}
@@ -305,17 +313,6 @@ wait:
 		errs = append(errs, &workerError{w.id, fmt.Errorf("stuck %s: %w", w.doing(), context.Cause(ctx))})
 	}
 	return errors.Join(errs...)
-}
-
-// isClosed reports whether c, which is only ever closed, is closed. A
-// receive that cannot block takes no lock on a closed channel.
-func isClosed(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
 }
 
 // launchLock is the lock that launches after the start are made under.

@@ -4,4 +4,4 @@ package workerpool
 
 // threadID returns 0 where the OS thread cannot be told cheaply: a worker
 // locked with LockOSThread then cannot notice a task that unlocked it.
-func threadID() int { return 0 }
+func threadID() int32 { return 0 }

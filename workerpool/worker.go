@@ -42,35 +42,43 @@ type worker[R any] struct {
 	r      R
 	tasks  int       // tasks run since the resources opened
 	idling *idling   // for CheckIdle and MaxWorkerAge; nil without both
-	thread int       // the OS thread the resources opened on, with LockOSThread
 	run    *startRun // the start that launched it, until its open ends: see openAtStart
 	// The close under way, for a cleanup's Goexit: see goexited.
 	closeBegan time.Time // when it began
-	closePrev  int32     // the phase the close returns to
-	final      bool      // closing for the last time
-	busy       bool      // running tasks, as stat says
-	grown      bool      // a rebuild grew the goroutine's stack: serve on a fresh one
 	ran        uint64    // tasks run, counted by the worker
 	// What rebuilds and Goexits leave for goexited; nil until then. An idle
 	// worker's memory is mostly this struct and its goroutine's stack:
-	// what few workers need is kept apart.
+	// what few workers need is kept apart. (Fields are ordered so that the
+	// struct has no padding to spare.)
 	rare *workerRare[R]
 
-	phase   atomic.Int32
-	expired atomic.Bool                   // the resources are older than MaxWorkerAge
-	opening atomic.Pointer[string]        // the resource being opened, for reports
-	closing atomic.Pointer[plan.Scope[R]] // the scope being closed, for reports
-	stat    atomic.Uint64                 // ran<<1 | busy, as last published: see publish
-	failed  atomic.Uint64
-	panics  atomic.Uint64
-	waits   atomic.Uint64 // odd while the worker waits in the queue: see wait
+	phase     atomic.Int32
+	closePrev int32       // the phase the close under way returns to
+	expired   atomic.Bool // the resources are older than MaxWorkerAge
+	final     bool        // closing for the last time
+	busy      bool        // running tasks, as stat says
+	grown     bool        // a rebuild grew the goroutine's stack: serve on a fresh one
+	// slotted: a slot in use, launched and not yet exited; launches: how
+	// many times it was launched. Guarded by elastic.mu in an elastic
+	// pool, by the pool's mu in a fixed one.
+	slotted  bool
+	launches uint32
+	thread   int32                         // the OS thread the resources opened on, with LockOSThread
+	opening  atomic.Pointer[string]        // the resource being opened, for reports
+	closing  atomic.Pointer[plan.Scope[R]] // the scope being closed, for reports
+	stat     atomic.Uint64                 // ran<<1 | busy, as last published: see publish
+	failed   atomic.Uint64
+	panics   atomic.Uint64
+	waits    atomic.Uint64 // odd while the worker waits in the queue: see wait
 
 	mu   sync.Mutex
 	ctxs *taskCtxs // made, under mu, by the first task that needs it
 
-	slotted bool          // a slot in use: guarded by elastic.mu in an elastic pool, by the pool's mu in a fixed one
-	err     error         // teardown error, written before exited is closed
-	exited  chan struct{} // made by launch, closed when the worker ends
+	err error // teardown error, written before the worker is unslotted
+	// Closed when the worker ends; made by the first stop that waits for
+	// it, not by its launch: an idle worker keeps no channel. Guarded as
+	// slotted is.
+	exited chan struct{}
 }
 
 // taskCtxs are the contexts a worker keeps from one task to the next.
@@ -127,7 +135,8 @@ func (w *worker[R]) x() *workerRare[R] {
 
 // launch starts a worker in slot w: the start and the grower call it.
 func (p *Pool[R]) launch(w *worker[R], boot func(*worker[R]) bool) {
-	w.exited = make(chan struct{})
+	w.exited = nil
+	w.launches++
 	w.err, w.final = nil, false
 	w.phase.Store(phaseOpening)
 	p.spawn(w, boot)
@@ -218,17 +227,17 @@ func (w *worker[R]) exit() {
 		w.mu.Unlock()
 	}
 	w.phase.Store(phaseVacant)
-	close(w.exited)
-	if e := w.p.elastic; e != nil {
-		e.mu.Lock()
-		w.slotted = false
-		e.mu.Unlock()
-		e.wake() // a task that came while this worker retired needs a new one
-		return
-	}
-	w.p.mu.Lock()
+	mu := w.p.launchLock()
+	mu.Lock()
 	w.slotted = false
-	w.p.mu.Unlock()
+	exited := w.exited
+	mu.Unlock()
+	if exited != nil {
+		close(exited)
+	}
+	if e := w.p.elastic; e != nil {
+		e.wake() // a task that came while this worker retired needs a new one
+	}
 }
 
 // renew rebuilds the worker's resources, before it runs a task, if they are
