@@ -52,7 +52,8 @@
 // Serving and stopping take tasks (stopping lets feeders hand in their
 // last ones; see [Pool.AddFeeder]). Before the start, submitters get
 // [ErrNotStarted]; from failed, draining or stopped, [ErrClosed]. A failed
-// pool keeps its workers' resources until it is stopped. A pool starts
+// pool keeps its workers' resources until it is stopped; its stop still
+// stops its feeders first. A pool starts
 // once: a second start after a stop fails with [ErrClosed]. A stop while
 // another is under way waits for it and returns its result. A [Pool.Stop]
 // while the pool starts makes the start give up: it rolls back and fails

@@ -68,8 +68,12 @@ type Pool[R any] struct {
 	_          [64]byte
 	submitting atomic.Int64
 	_          [56]byte
-	swept      atomic.Bool // the last sweep of the queue is done: see queued
-	dropping   atomic.Bool // workers report queued tasks as not run
+	swept      atomic.Bool   // the last sweep of the queue is done: see queued
+	dropping   atomic.Bool   // workers report queued tasks as not run: see beginDropping
+	drops      chan struct{} // closed once dropping is set: workers stop retrying opens
+	// A stop drains, until a deadline: workers retry opens while tasks
+	// are left (see worthReopening).
+	drainsUntil atomic.Bool
 
 	mu        sync.Mutex
 	state     state         // guarded by mu; see transition
@@ -87,11 +91,8 @@ type Pool[R any] struct {
 	size        int                           // a fixed pool's workers, as Resize sets; guarded by mu
 	excess      atomic.Int32                  // workers of a fixed pool to retire: see Resize
 
-	// The pool's own contexts, ended with a cause. life ends when the pool
-	// stops taking tasks: workers stop retrying opens. tasks is the parent
-	// of the tasks' contexts: it ends when running tasks must stop.
-	life        context.Context
-	endLife     context.CancelCauseFunc
+	// tasks is the parent of the tasks' contexts, ended with a cause when
+	// running tasks must stop.
 	tasks       context.Context
 	cancelTasks context.CancelCauseFunc
 
@@ -123,10 +124,10 @@ func newPool[R any](name string, cfg config, pl *plan.Plan[R], ext []reflect.Val
 		abandon: make(chan struct{}),
 		size:    cfg.workers,
 		stopped: make(chan struct{}),
+		drops:   make(chan struct{}),
 
 		startEnded: make(chan struct{}),
 	}
-	p.life, p.endLife = context.WithCancelCause(context.Background())
 	p.tasks, p.cancelTasks = context.WithCancelCause(context.Background())
 	slots := make([]*worker[R], cfg.workers)
 	for i := range slots {

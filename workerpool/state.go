@@ -64,7 +64,6 @@ func (p *Pool[R]) transitionIf(to state, ok func() bool, from ...state) bool {
 	p.accepting.Store(to == stateServing || to == stateStopping)
 	if was < stateFailed && to >= stateFailed {
 		close(p.closing)
-		p.endLife(ErrClosed)
 	}
 	return true
 }

@@ -84,8 +84,9 @@ func (p *Pool[R]) shutdown(ctx context.Context, policy StopPolicy) error {
 		return nil
 	case p.transition(stateStopping, stateServing):
 	case p.transitionIf(stateDraining, func() bool { return !p.stopBegun }, stateFailed):
-		// A failed pool has no feeders to wait for: it takes no tasks. One
-		// that failed while a stop stopped its feeders is that stop's.
+		// A failed pool takes no tasks, but its feeders are still told to
+		// stop feeding: nothing else would end them. One that failed while
+		// a stop stopped its feeders is that stop's.
 	case p.stopStart():
 		// The start gives up, rolls back and fails with ErrClosed; or it
 		// served just before, and this stop stops it. (fx stops only hooks
@@ -110,9 +111,6 @@ func (p *Pool[R]) shutdown(ctx context.Context, policy StopPolicy) error {
 		p.guarded.Stop() // this stop is the one StopGuard waited for
 	}
 	feeders := p.feeders
-	if p.state == stateDraining {
-		feeders = nil
-	}
 	p.mu.Unlock()
 
 	began := time.Now()
@@ -125,6 +123,7 @@ func (p *Pool[R]) shutdown(ctx context.Context, policy StopPolicy) error {
 		var cancelDrain context.CancelFunc
 		drainCtx, cancelDrain = context.WithDeadline(ctx, began.Add(share(budget, drainShareNum, drainShareDen)))
 		defer cancelDrain()
+		p.drainsUntil.Store(policy == Drain)
 		if policy != Cancel {
 			t := time.AfterFunc(share(budget, drainShareNum, drainShareDen), p.dropQueued)
 			defer t.Stop()
@@ -139,7 +138,7 @@ func (p *Pool[R]) shutdown(ctx context.Context, policy StopPolicy) error {
 	case Cancel:
 		p.dropQueued() // a task taken from now on is reported as not run
 	case DropQueued:
-		p.dropping.Store(true)
+		p.beginDropping()
 	}
 	p.awaitSubmitters() // every task taken is queued ahead of the pills
 	if policy != Drain {
@@ -205,8 +204,18 @@ func (p *Pool[R]) stopFeeders(ctx context.Context, feeders []func(context.Contex
 // dropQueued makes workers report queued tasks as not run, and cancels the
 // context of running tasks.
 func (p *Pool[R]) dropQueued() {
-	p.dropping.Store(true)
+	p.beginDropping()
 	p.cancelRunning(ErrClosed)
+}
+
+// beginDropping makes workers report queued tasks as not run, and ends
+// the pauses of workers that retry a failed open: there is nothing left
+// for them to run. Until then — under Drain, until two fifths of the stop
+// budget — they go on retrying, so that the queued tasks may still run.
+func (p *Pool[R]) beginDropping() {
+	if p.dropping.CompareAndSwap(false, true) {
+		close(p.drops)
+	}
 }
 
 // AddFeeder registers the stop of a feeder — a goroutine that submits the

@@ -961,18 +961,57 @@ func (w *worker[R]) reopen(why rebuildReason, cause error) {
 	}
 }
 
-// sleep waits for d on the pool's clock, and reports false if the pool
-// stopped taking tasks first.
+// sleep waits for d on the pool's clock before a worker tries again to
+// open, and reports whether it should: not once the pool drops its tasks
+// (see beginDropping), nor once it takes no more, unless a stop drains
+// until a deadline and tasks are left. A stop under Drain thus waits for
+// a worker that reopens while tasks are queued for it, until two fifths of
+// its budget; an idle pool's stop does not, nor one without a deadline,
+// which would otherwise wait for ever for a resource that is gone.
 func (p *Pool[R]) sleep(d time.Duration) bool {
 	woke := make(chan struct{})
 	t := p.cfg.clock.AfterFunc(d, func() { close(woke) })
-	select {
-	case <-woke:
-		return true
-	case <-p.life.Done():
-		t.Stop()
-		return false
+	defer t.Stop()
+	closing := p.closing
+	var poll <-chan time.Time
+	for {
+		select {
+		case <-woke:
+			return p.worthReopening()
+		case <-p.drops:
+			return false
+		case <-closing: // the pool stopped taking tasks
+			if !p.worthReopening() {
+				return false
+			}
+			// Tasks are left to drain: look again, now and then, as
+			// workers take them.
+			tick := time.NewTicker(drainPoll)
+			defer tick.Stop()
+			poll, closing = tick.C, nil // a nil channel: this case is done
+		case <-poll:
+			if !p.worthReopening() {
+				return false
+			}
+		}
 	}
+}
+
+// drainPoll is how often a worker that waits to reopen during a stop
+// looks whether any task is left for it.
+const drainPoll = 5 * time.Millisecond
+
+// worthReopening reports whether a worker should try again to open: the
+// pool takes tasks, or a stop drains until a deadline and some tasks are
+// still queued or being queued.
+func (p *Pool[R]) worthReopening() bool {
+	switch {
+	case p.dropping.Load():
+		return false
+	case p.accepting.Load():
+		return true
+	}
+	return p.drainsUntil.Load() && (p.submitting.Load() > 0 || p.q.Len() > 0)
 }
 
 // lockThread locks the calling worker's goroutine to its thread, twice: a
