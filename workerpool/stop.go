@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -269,31 +270,35 @@ func (p *Pool[R]) awaitStop(ctx context.Context) error {
 // are made under that lock — the grower's under the elastic state's,
 // Resize's under the pool's — and a second stop waits for workers while a
 // first one may not have stopped them yet: a worker's error is read only
-// if it has not been launched again since. The exit channel of a worker
-// still running is made here, for its exit to close: most workers never
-// need one.
+// if it has not been launched again since. The workers still running are
+// waited for on one channel, which the last of them to exit closes; a
+// worker that another stop waits for already is waited for on that one's.
 func (p *Pool[R]) waitWorkers(ctx context.Context, ws []*worker[R]) error {
 	mu := p.launchLock()
-	exited := make([]chan struct{}, len(ws))
 	launches := make([]uint32, len(ws))
+	var mine *exitWait
+	var waits []*exitWait // mine and others', covering every worker still running
 	mu.Lock()
 	for i, w := range ws {
 		launches[i] = w.launches
-		if w.slotted {
-			if w.exited == nil {
-				w.exited = make(chan struct{})
+		switch {
+		case !w.slotted: // a slot never used, or a worker gone already
+		case w.waited == nil:
+			if mine == nil {
+				mine = &exitWait{done: make(chan struct{})}
+				waits = append(waits, mine)
 			}
-			exited[i] = w.exited
+			mine.left.Add(1) // no exit counts down before the lock is let go
+			w.waited = mine
+		case !slices.Contains(waits, w.waited):
+			waits = append(waits, w.waited)
 		}
 	}
 	mu.Unlock()
 wait:
-	for _, c := range exited {
-		if c == nil {
-			continue // a slot never used, or a worker gone already
-		}
+	for _, e := range waits {
 		select {
-		case <-c:
+		case <-e.done:
 		case <-ctx.Done():
 			break wait
 		}

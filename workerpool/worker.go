@@ -75,10 +75,23 @@ type worker[R any] struct {
 	ctxs *taskCtxs // made, under mu, by the first task that needs it
 
 	err error // teardown error, written before the worker is unslotted
-	// Closed when the worker ends; made by the first stop that waits for
-	// it, not by its launch: an idle worker keeps no channel. Guarded as
-	// slotted is.
-	exited chan struct{}
+	// The wait of the stop that waits for the worker's exit, told when it
+	// exits; nil until a stop waits. Guarded as slotted is.
+	waited *exitWait
+}
+
+// exitWait is a stop's wait for the exits of the workers it found running:
+// one channel for them all, closed by the last to exit.
+type exitWait struct {
+	left atomic.Int64
+	done chan struct{}
+}
+
+// exited counts the exit of one of the workers it waits for.
+func (e *exitWait) exited() {
+	if e.left.Add(-1) == 0 {
+		close(e.done)
+	}
 }
 
 // taskCtxs are the contexts a worker keeps from one task to the next.
@@ -135,7 +148,6 @@ func (w *worker[R]) x() *workerRare[R] {
 
 // launch starts a worker in slot w: the start and the grower call it.
 func (p *Pool[R]) launch(w *worker[R], boot func(*worker[R]) bool) {
-	w.exited = nil
 	w.launches++
 	w.err, w.final = nil, false
 	w.phase.Store(phaseOpening)
@@ -230,10 +242,11 @@ func (w *worker[R]) exit() {
 	mu := w.p.launchLock()
 	mu.Lock()
 	w.slotted = false
-	exited := w.exited
+	waited := w.waited
+	w.waited = nil
 	mu.Unlock()
-	if exited != nil {
-		close(exited)
+	if waited != nil {
+		waited.exited()
 	}
 	if e := w.p.elastic; e != nil {
 		e.wake() // a task that came while this worker retired needs a new one
