@@ -35,9 +35,11 @@ func (p *Pool[R]) countRestart(cause error) bool {
 // fail stops the pool from serving: it refuses new tasks, reports queued
 // ones as not run, cancels running ones, and asks fx to stop the app with
 // exit code 1. The workers keep their resources until the app stops them.
+// A pool that drains for a stop fails the same way, once, and stays in the
+// stop: its workers stop retrying, and the tasks left are reported.
 func (p *Pool[R]) fail(cause error) {
-	if !p.transition(stateFailed, stateServing, stateStopping) {
-		return // failed, stopping or stopped already
+	if !p.transition(stateFailed, stateServing, stateStopping) && !p.failDraining() {
+		return // failed, or stopped already
 	}
 	err := fmt.Errorf("workerpool: pool %q failed: %w", p.name, cause)
 	p.record(PoolFailed{Pool: p.name, Err: err})
@@ -47,6 +49,18 @@ func (p *Pool[R]) fail(cause error) {
 			p.log.Error("asking fx to stop the app", zap.Error(serr))
 		}
 	}
+}
+
+// failDraining reports whether the pool drains for a stop, had not failed
+// yet and still runs queued tasks, and marks it failed.
+func (p *Pool[R]) failDraining() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != stateDraining || p.drainFailed || p.dropping.Load() {
+		return false
+	}
+	p.drainFailed = true
+	return true
 }
 
 // handle gives the error of a task nobody waits for to the ErrorHandler,

@@ -229,9 +229,9 @@ func (errorHandlerOption) String() string { return "workerpool.ErrorHandler(...)
 // a panic or [resources.ErrBroken] — or try to — more than n times within
 // the given window, counted across the pool: the restart intensity of an
 // OTP supervisor. A failed pool takes no more tasks, reports every queued
-// task as not run, and asks fx to stop the app with exit code 1. n must be
-// at least 1 and within positive. By default there is
-// no limit.
+// task as not run, and asks fx to stop the app with exit code 1; so does a
+// pool that drains for a stop, whose workers then stop retrying. n must be
+// at least 1 and within positive. By default there is no limit.
 func MaxRestarts(n int, within time.Duration) Option { return maxRestartsOption{n, within} }
 
 type maxRestartsOption struct {

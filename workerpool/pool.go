@@ -76,12 +76,15 @@ type Pool[R any] struct {
 	drainsUntil atomic.Bool
 
 	mu        sync.Mutex
-	state     state         // guarded by mu; see transition
-	stopBegun bool          // a stop has begun: a second one waits for it; guarded by mu
-	closing   chan struct{} // closed when the pool stops taking tasks
-	abandon   chan struct{} // closed when a stop gives up waiting: late workers end alone
-	stopped   chan struct{} // closed when the first stop has returned
-	stopErr   error         // the first stop's error, set before stopped closes
+	state     state // guarded by mu; see transition
+	stopBegun bool  // a stop has begun: a second one waits for it; guarded by mu
+	// The pool failed while it drained for a stop (see failDraining);
+	// guarded by mu.
+	drainFailed bool
+	closing     chan struct{} // closed when the pool stops taking tasks
+	abandon     chan struct{} // closed when a stop gives up waiting: late workers end alone
+	stopped     chan struct{} // closed when the first stop has returned
+	stopErr     error         // the first stop's error, set before stopped closes
 	// cancelStart makes the start under way give up, for a stop that comes
 	// while the pool starts; startEnded is closed when the start returns.
 	cancelStart context.CancelCauseFunc // guarded by mu

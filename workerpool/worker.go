@@ -21,12 +21,13 @@ import (
 
 // Worker phases, for Stats and for reports of what a worker is stuck in.
 const (
-	phaseVacant     int32 = iota // no goroutine: not started, exited, or a free elastic slot
-	phaseOpening                 // opening its first resources
-	phaseServing                 // waiting for or running tasks
-	phaseRebuilding              // replacing its resources
-	phaseChecking                // running its resources' health checks
-	phaseClosing                 // closing its resources
+	phaseVacant       int32 = iota // no goroutine: not started, exited, or a free elastic slot
+	phaseOpening                   // opening its first resources
+	phaseServing                   // waiting for or running tasks
+	phaseRebuilding                // replacing its resources
+	phaseChecking                  // running its resources' health checks
+	phaseClosing                   // closing its resources
+	phaseResourceless              // serving with no resources, its reopen given up: it drops what it takes
 )
 
 // worker is one slot of the pool and the goroutine that serves in it.
@@ -303,7 +304,7 @@ func (w *worker[R]) goexited() {
 			x.hold(held) // a Goexit again hands it on
 			w.reopen(why, cause)
 			x.release()
-			w.phase.Store(phaseServing)
+			w.serving()
 			if held != nil { // runs, or is dropped and told if the pool stops or the open failed
 				w.handle(held)
 			}
@@ -351,11 +352,11 @@ func (w *worker[R]) goexited() {
 				_ = w.close(ctx)
 				cancel()
 			}
-			if p.countRestart(err) && p.sleep(pause) {
+			if p.countRestart(err) && p.sleep(pause, held != nil) {
 				w.reopen(restart, err)
 			}
 			x.release()
-			w.phase.Store(phaseServing)
+			w.serving()
 			if held != nil { // runs, or is dropped and told if the pool stops or the open failed
 				w.handle(held)
 			}
@@ -393,7 +394,7 @@ func (x *workerRare[R]) release() { x.holding, x.holds = task[R]{}, false }
 // nothing else, if a rebuild grew the goroutine's stack: the worker goes
 // on serving on a fresh one (see loop).
 func (w *worker[R]) serve() (ctx context.Context, cancel context.CancelFunc, retired, grown bool) {
-	w.phase.Store(phaseServing)
+	w.serving()
 	w.grown = false // a boot's rebuild: loop looked at the stack since
 	var t task[R]   // the task at hand, passed by pointer: it is five words
 	for w.next(&t) {
@@ -795,8 +796,21 @@ func (w *worker[R]) doing() string {
 		return "in a health check of its resources"
 	case phaseClosing:
 		return "closing its resources"
+	case phaseResourceless:
+		return "dropping tasks, its resources failed to reopen"
 	}
 	return "exiting"
+}
+
+// serving marks that the worker serves, after its open or a rebuild: with
+// its resources or, if its reopen gave up, with none, dropping what it
+// takes (Stats counts it among neither Workers nor Opening).
+func (w *worker[R]) serving() {
+	if w.scope == nil {
+		w.phase.Store(phaseResourceless)
+		return
+	}
+	w.phase.Store(phaseServing)
 }
 
 // open opens a fresh generation of the worker's resources.
@@ -939,7 +953,7 @@ func (w *worker[R]) rebuild(why rebuildReason, cause error) {
 		cancel()
 	}
 	w.reopen(why, cause)
-	w.phase.Store(phaseServing)
+	w.serving()
 	// Did the close or the open grow the stack? (A Goexit in either ends
 	// this goroutine: its successor starts on a fresh one.)
 	w.grown = w.grown || !p.cfg.lockThread && stackAt() != at
@@ -967,7 +981,7 @@ func (w *worker[R]) reopen(why rebuildReason, cause error) {
 			return
 		}
 		why, cause = restart, err // a failed open is a fault, whatever started it
-		if !p.sleep(backoff/2 + rand.N(backoff/2+1)) {
+		if !p.sleep(backoff/2+rand.N(backoff/2+1), w.rare != nil && w.rare.holds) {
 			return
 		}
 		backoff = min(2*backoff, p.cfg.backoffMax)
@@ -977,11 +991,13 @@ func (w *worker[R]) reopen(why rebuildReason, cause error) {
 // sleep waits for d on the pool's clock before a worker tries again to
 // open, and reports whether it should: not once the pool drops its tasks
 // (see beginDropping), nor once it takes no more, unless a stop drains
-// until a deadline and tasks are left. A stop under Drain thus waits for
-// a worker that reopens while tasks are queued for it, until two fifths of
-// its budget; an idle pool's stop does not, nor one without a deadline,
-// which would otherwise wait for ever for a resource that is gone.
-func (p *Pool[R]) sleep(d time.Duration) bool {
+// until a deadline and tasks are left — queued, or held, the task the
+// worker took before it found it had to rebuild. A stop under Drain thus
+// waits for a worker that reopens while tasks are left for it, until two
+// fifths of its budget; an idle pool's stop does not, nor one without a
+// deadline, which would otherwise wait for ever for a resource that is
+// gone.
+func (p *Pool[R]) sleep(d time.Duration, holding bool) bool {
 	woke := make(chan struct{})
 	t := p.cfg.clock.AfterFunc(d, func() { close(woke) })
 	defer t.Stop()
@@ -990,11 +1006,11 @@ func (p *Pool[R]) sleep(d time.Duration) bool {
 	for {
 		select {
 		case <-woke:
-			return p.worthReopening()
+			return p.worthReopening(holding)
 		case <-p.drops:
 			return false
 		case <-closing: // the pool stopped taking tasks
-			if !p.worthReopening() {
+			if !p.worthReopening(holding) {
 				return false
 			}
 			// Tasks are left to drain: look again, now and then, as
@@ -1003,7 +1019,7 @@ func (p *Pool[R]) sleep(d time.Duration) bool {
 			defer tick.Stop()
 			poll, closing = tick.C, nil // a nil channel: this case is done
 		case <-poll:
-			if !p.worthReopening() {
+			if !p.worthReopening(holding) {
 				return false
 			}
 		}
@@ -1016,15 +1032,15 @@ const drainPoll = 5 * time.Millisecond
 
 // worthReopening reports whether a worker should try again to open: the
 // pool takes tasks, or a stop drains until a deadline and some tasks are
-// still queued or being queued.
-func (p *Pool[R]) worthReopening() bool {
+// still held by the worker, queued or being queued.
+func (p *Pool[R]) worthReopening(holding bool) bool {
 	switch {
 	case p.dropping.Load():
 		return false
 	case p.accepting.Load():
 		return true
 	}
-	return p.drainsUntil.Load() && (p.submitting.Load() > 0 || p.q.Len() > 0)
+	return p.drainsUntil.Load() && (holding || p.submitting.Load() > 0 || p.q.Len() > 0)
 }
 
 // lockThread locks the calling worker's goroutine to its thread, twice: a
