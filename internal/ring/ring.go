@@ -306,15 +306,29 @@ func (r *Ring[T]) wakeOne() {
 // withdraw ends the registration of a consumer that stops waiting without
 // a token: it takes back an unclaimed registration or, if a producer has
 // claimed every one, the token sent for one of them.
+//
+// It does not block for that token: tokens are anyone's, and a consumer
+// woken by another token may take this one too, register again and wait;
+// its new registration is then the one to take back. Blocking, the
+// withdrawing consumer slept with the value it had taken, while the others
+// waited for a producer that waited for that value's task (a Map whose
+// window was full): a deadlock. Of the registrations not ended yet, as many
+// are unclaimed (idle) or have a token sent or on its way as there are, so
+// the wait is short: for a producer between its claim and its send, or for
+// a consumer between its token and its next registration.
 func (r *Ring[T]) withdraw() {
 	for {
-		n := r.idle.Load()
-		if n <= 0 {
-			<-r.wake // sent, or about to be, by the producer that claimed it
-			return
+		if n := r.idle.Load(); n > 0 {
+			if r.idle.CompareAndSwap(n, n-1) {
+				return
+			}
+			continue
 		}
-		if r.idle.CompareAndSwap(n, n-1) {
+		select {
+		case <-r.wake:
 			return
+		default:
+			runtime.Gosched()
 		}
 	}
 }

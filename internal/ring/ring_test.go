@@ -315,3 +315,37 @@ func TestConsumersThatLeave(t *testing.T) {
 		}
 	}
 }
+
+// A consumer that withdraws after a producer claimed every registration
+// waits for a token; tokens are anyone's, and another consumer may take
+// the one sent for it, then register again and wait. The withdrawing
+// consumer must then take back that new registration rather than wait for
+// a token that will come only with the next value: it holds a value, and
+// the producer may wait for that value's task before it pushes another.
+// Before the fix, withdraw blocked on the token: a Map over a pool of two
+// workers hung in bench/run (about one pair of values in a million, with
+// several consumers and two values in flight).
+func TestWithdrawTakesBackALaterRegistration(t *testing.T) {
+	r := New[int](4, 0)
+	// This consumer's registration is claimed, its token not sent yet:
+	// it waits for it. Then another consumer registers and waits, and
+	// the producer's token goes to that one, which was waiting first (in
+	// the test, neither sent nor taken).
+	withdrawn := make(chan struct{})
+	go func() {
+		r.withdraw()
+		close(withdrawn)
+	}()
+	time.Sleep(20 * time.Millisecond) // let it wait, as it did when it hung
+	r.idle.Add(1)                     // the other consumer registers, waits, and takes the token
+	select {
+	case <-withdrawn:
+	case <-time.After(20 * time.Second): // a hang guard, not a timing
+		r.wake <- struct{}{} // let it end: the test has failed
+		<-withdrawn
+		t.Fatalf("withdraw still waits for a token while a registration it may take back is there: %v", r)
+	}
+	if r.Idle() != 0 || len(r.wake) != 0 {
+		t.Fatalf("after withdraw: %v, want no registration and no token left", r)
+	}
+}
