@@ -84,7 +84,9 @@ func TestAttack14MaxRestartsDuringADrainStop(t *testing.T) {
 		f.setFail(func(w W) bool { return w.Generation > 0 })
 		p, app := app14(t, f, workerpool.Workers(2), workerpool.QueueSize(64),
 			workerpool.MaxRestarts(6, time.Minute),
-			workerpool.RestartBackoff(20*time.Millisecond, 30*time.Millisecond))
+			// Six pauses of 75–150 ms: the stop below begins long before the
+			// pool could fail, and the drain's 2 s are enough for it to.
+			workerpool.RestartBackoff(150*time.Millisecond, 150*time.Millisecond))
 		return f, p, func() { _ = app.Stop(context.Background()); f.checkExactlyOnce(t) }
 	}
 	failed := func(f *fix14) bool {
