@@ -154,3 +154,25 @@ func waitCtx(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// An Add called by a function that an Add calls moves the clock its whole
+// duration, as concurrent Adds do: the outer Add set the clock to where it
+// alone would take it, and time went back. Concurrent Adds lost time so,
+// and a timer due within their sum never fired (TestAttack5_ClockConcurrentAddsFireOnce
+// failed once in CI).
+func TestClockAddWithinAddMovesItsWholeDuration(t *testing.T) {
+	c := fxpooltest.NewClock()
+	start := c.Now()
+	var inner time.Time
+	c.AfterFunc(time.Millisecond, func() {
+		c.Add(10 * time.Millisecond)
+		inner = c.Now()
+	})
+	c.Add(2 * time.Millisecond)
+	if got := inner.Sub(start); got != 11*time.Millisecond {
+		t.Errorf("inside the callback at 1 ms, after Add(10ms): %v, want 11ms", got)
+	}
+	if got := c.Now().Sub(start); got != 12*time.Millisecond {
+		t.Errorf("after Add(2ms) whose callback added 10 ms: %v, want 12ms (time must not go back)", got)
+	}
+}

@@ -64,9 +64,14 @@ func (c *Clock) Add(d time.Duration) {
 		if t.at.After(c.now) {
 			c.now = t.at
 		}
+		left := end.Sub(c.now)
 		c.mu.Unlock()
 		t.f()
 		c.mu.Lock()
+		// Adds made meanwhile — by f, or at once by other goroutines —
+		// moved the clock: what is left of this one comes on top, so
+		// that each moves it its whole duration and time never goes back.
+		end = c.now.Add(left)
 	}
 	c.now = end
 	c.mu.Unlock()
