@@ -240,6 +240,17 @@ func (rs *reps14) waitReports(d time.Duration) bool {
 	return false
 }
 
+// drainStop14 stops p under Drain with ctx — by app.Stop if byApp (the
+// pool's OnStop policy is the default, Drain), else by Pool.Stop — and
+// returns how long it took and its error, as timedStop does.
+func drainStop14(t testing.TB, byApp bool, p *workerpool.Pool[r14], app *fx.App, ctx context.Context) (time.Duration, error) {
+	t.Helper()
+	if byApp {
+		return timedStop(t, "app.Stop", 30*time.Second, func() error { return app.Stop(ctx) })
+	}
+	return timedStop(t, "Pool.Stop", 30*time.Second, func() error { return p.Stop(ctx, workerpool.Drain) })
+}
+
 // timedStop runs stop and returns its error and how long it took; if it
 // has not returned within hang, the test fails (and still waits for it, so
 // that goleak stays meaningful).

@@ -96,14 +96,7 @@ func TestAttack14LoneRetrierRunsTheQueueOnceItReopens(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), budget14)
 			defer cancel()
-			pol := workerpool.Drain
-			var err error
-			var took time.Duration
-			if round%2 == 0 {
-				took, err = timedStop(t, "Pool.Stop", 30*time.Second, func() error { return p.Stop(ctx, pol) })
-			} else {
-				took, err = timedStop(t, "app.Stop", 30*time.Second, func() error { return app.Stop(ctx) })
-			}
+			took, err := drainStop14(t, round%2 == 1, p, app, ctx)
 			if err != nil {
 				t.Errorf("stop: %v", err)
 			}
@@ -251,13 +244,7 @@ func TestAttack14FeederTasksOfAStopReachARetrier(t *testing.T) {
 			breakOne(t, p, f)
 			ctx, cancel := context.WithTimeout(context.Background(), budget14)
 			defer cancel()
-			var err error
-			var took time.Duration
-			if round%2 == 0 {
-				took, err = timedStop(t, "Pool.Stop", 30*time.Second, func() error { return p.Stop(ctx, workerpool.Drain) })
-			} else {
-				took, err = timedStop(t, "app.Stop", 30*time.Second, func() error { return app.Stop(ctx) })
-			}
+			took, err := drainStop14(t, round%2 == 1, p, app, ctx)
 			t.Logf("stop took %v, err %v", took, err)
 			if ep := submitErr.Load(); ep != nil {
 				t.Fatalf("the feeder's last tasks were refused while it stopped: %v", *ep)
