@@ -132,9 +132,13 @@ func newPool[R any](name string, cfg config, pl *plan.Plan[R], ext []reflect.Val
 		startEnded: make(chan struct{}),
 	}
 	p.tasks, p.cancelTasks = context.WithCancelCause(context.Background())
+	// The workers are made in one allocation: ten thousand of them cost
+	// the start ten thousand allocations otherwise.
 	slots := make([]*worker[R], cfg.workers)
+	ws := make([]worker[R], cfg.workers)
 	for i := range slots {
-		slots[i] = &worker[R]{p: p, id: i}
+		ws[i].p, ws[i].id = p, i
+		slots[i] = &ws[i]
 	}
 	p.slots.Store(&slots)
 	// One for every worker: an open's frames stay small (see worker.open).
