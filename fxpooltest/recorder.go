@@ -36,8 +36,8 @@ type entry struct {
 func NewRecorder() *Recorder { return &Recorder{noCleanup: map[string]bool{}} }
 
 // Option returns the pool option that feeds the recorder:
-// workerpool.Events(r.Record). A pool takes one Events option; to keep
-// your own, call [Recorder.Record] from it instead.
+// workerpool.Events(r.Record). A pool may take several Events options,
+// the app's own beside it: each gets every event.
 func (r *Recorder) Option() workerpool.Option { return workerpool.Events(r.Record) }
 
 // Record records one event. It does not block on anything but the

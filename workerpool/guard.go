@@ -21,9 +21,12 @@ import (
 // deadline, and every pool of the app (registered with the Registry of
 // fxpool.Module, which StopGuard needs) whose OnStop has not begun by half
 // of the stop budget begins its stop on its own then, with the rest of the
-// budget, so that it is over before fx gives up. When fx does reach the
-// pool's OnStop, that hook waits for the stop already under way. Without a
-// deadline on the app's stop, StopGuard does nothing.
+// budget, so that it is over before fx gives up. Pools stop in the order fx
+// would stop them, the last built first, one after another: a pool whose
+// constructor took another pool (a batcher whose cleanups flush into a
+// writer pool) is stopped, its cleanups run, before that other pool. When
+// fx does reach the pool's OnStop, that hook waits for the stop already
+// under way. Without a deadline on the app's stop, StopGuard does nothing.
 //
 // What remains: StopGuard guards pools only. If the slow hook still takes
 // the whole budget, fx skips every hook after it all the same, the
@@ -46,19 +49,35 @@ func StopGuard() fx.Option {
 
 // guardStop is told by StopGuard that the app's stop must be over by deadline.
 // If the pool's own stop has not begun by half of the time left, it begins
-// then, bounded by deadline, on the timer's goroutine; the hook of the
-// pool's OnStop, if fx reaches it, waits for it.
-func (p *Pool[R]) guardStop(deadline time.Time) {
+// then, bounded by deadline, on the timer's goroutine, once before has
+// returned (it stops the pools that fx would stop before this one); the
+// hook of the pool's OnStop, if fx reaches it, waits for it.
+func (p *Pool[R]) guardStop(deadline time.Time, before func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.state != stateServing && p.state != stateFailed || p.guarded != nil {
 		return
 	}
 	p.guarded = time.AfterFunc(share(time.Until(deadline), 1, 2), func() {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		defer cancel()
-		if err := p.stop(ctx); err != nil {
-			p.log.Error(fmt.Sprintf("pool stopped by StopGuard: %v", err))
-		}
+		before()
+		p.stopGuarded(deadline)
 	})
+}
+
+// stopGuarded stops a pool that StopGuard guards, bounded by deadline, or
+// waits for its stop under way, and logs the error of a stop it began. A
+// pool that StopGuard did not arm (it was not serving) is left alone.
+func (p *Pool[R]) stopGuarded(deadline time.Time) {
+	p.mu.Lock()
+	armed := p.guarded != nil
+	p.mu.Unlock()
+	if !armed {
+		return
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	began := p.stopNotBegun()
+	if err := p.stop(ctx); err != nil && began {
+		p.log.Error(fmt.Sprintf("pool stopped by StopGuard: %v", err))
+	}
 }

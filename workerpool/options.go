@@ -210,7 +210,7 @@ func (privateOption) String() string        { return "workerpool.Private()" }
 // be safe for concurrent use; a panic in it is logged, and the worker goes
 // on. The task it hears of is counted in [Pool.Stats] already. The default
 // logs each error to the app's *zap.Logger or, if it has none, to standard
-// error.
+// error. A pool has one: a second ErrorHandler fails fx.New.
 func ErrorHandler(f func(error)) Option { return errorHandlerOption{f} }
 
 type errorHandlerOption struct{ f func(error) }
@@ -218,6 +218,9 @@ type errorHandlerOption struct{ f func(error) }
 func (o errorHandlerOption) apply(c *config) error {
 	if o.f == nil {
 		return fmt.Errorf("nil func")
+	}
+	if c.onError != nil {
+		return fmt.Errorf("given twice: a pool has one ErrorHandler")
 	}
 	c.onError = o.f
 	return nil
@@ -366,7 +369,8 @@ func (o stopOption) String() string { return fmt.Sprintf("workerpool.OnStop(%v)"
 // tasks of [Pool.Go] reach the [ErrorHandler]; running the task in f does
 // not change what the submitter was told. R must be the pool's task
 // parameter; f runs on a worker's or the stopping goroutine and must be
-// safe for concurrent use. A panic in f is logged.
+// safe for concurrent use. A panic in f is logged. A pool has one: a second
+// OnDropped fails fx.New (two could each run the task).
 func OnDropped[R any](f func(ctx context.Context, task func(context.Context, R) error)) Option {
 	return droppedOption[R]{f}
 }
@@ -378,6 +382,9 @@ type droppedOption[R any] struct {
 func (o droppedOption[R]) apply(c *config) error {
 	if o.f == nil {
 		return fmt.Errorf("nil func")
+	}
+	if c.onDropped != nil {
+		return fmt.Errorf("given twice: a pool has one OnDropped, which may run a task")
 	}
 	c.onDropped = o.f
 	return nil
@@ -426,7 +433,9 @@ func (systemClock) AfterFunc(d time.Duration, f func()) Timer { return time.Afte
 
 // Events hands every lifecycle [Event] of the pool to f, in addition to
 // logging it: for metrics, tests and alerts. f runs on the goroutine where
-// the event happened and must be safe for concurrent use and quick.
+// the event happened and must be safe for concurrent use and quick. Events
+// may be given more than once — a test's recorder beside the app's
+// metrics —: each f gets every event, in the order the options were given.
 func Events(f func(Event)) Option { return eventsOption{f} }
 
 type eventsOption struct{ f func(Event) }
@@ -434,6 +443,10 @@ type eventsOption struct{ f func(Event) }
 func (o eventsOption) apply(c *config) error {
 	if o.f == nil {
 		return fmt.Errorf("nil func")
+	}
+	if prev := c.events; prev != nil {
+		c.events = func(e Event) { prev(e); o.f(e) }
+		return nil
 	}
 	c.events = o.f
 	return nil

@@ -95,6 +95,31 @@ func TestInvalidOptionsFailFxNew(t *testing.T) {
 	}
 }
 
+// A second ErrorHandler or OnDropped used to replace the first without a
+// word: the app's handler went dark. Each fails fx.New, naming it.
+func TestHandlersGivenTwiceFailFxNew(t *testing.T) {
+	dropped := func(context.Context, func(context.Context, int) error) {}
+	for _, tt := range []struct {
+		name string
+		give []workerpool.Option
+		want string
+	}{
+		{"ErrorHandler", []workerpool.Option{workerpool.ErrorHandler(func(error) {}), workerpool.ErrorHandler(func(error) {})}, "workerpool.ErrorHandler(...): given twice"},
+		{"OnDropped", []workerpool.Option{workerpool.OnDropped(dropped), workerpool.OnDropped(dropped)}, "workerpool.OnDropped[int](...): given twice"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			app := fx.New(fx.NopLogger,
+				workerpool.Provide[int]("twice", tt.give...),
+				fx.Supply(1),
+				fx.Invoke(func(*workerpool.Pool[int]) {}),
+			)
+			if err := app.Err(); err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), `pool "twice"`) {
+				t.Errorf("fx.New() = %v, want an error naming the pool and %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestNilTask(t *testing.T) {
 	p, _ := start[resources.Worker](t, workerpool.Workers(1))
 	if err := p.Go(t.Context(), nil); !errors.Is(err, workerpool.ErrNilTask) {

@@ -164,7 +164,7 @@ func build[R any](name, where string, cfg config, pl *plan.Plan[R], in reflect.V
 	sd, _ := in.FieldByName("Shutdowner").Interface().(fx.Shutdowner)
 	p := newPool(name, cfg, pl, ext, log, sd)
 	if reg, _ := in.FieldByName("Registry").Interface().(*Registry); reg != nil {
-		if err := reg.add(name, p.Stats, p.guardStop); err != nil {
+		if err := reg.add(name, p.Stats, p.guardStop, p.stopGuarded); err != nil {
 			return nil, fmt.Errorf("workerpool: pool %q (%s): %w", name, where, err)
 		}
 	}

@@ -19,14 +19,17 @@ type Registry struct {
 type registered struct {
 	name  string
 	stats func() Stats
-	guard func(deadline time.Time)
+	// guard arms the pool's StopGuard, whose stop first calls before;
+	// stopGuarded stops an armed pool (or waits for its stop under way).
+	guard       func(deadline time.Time, before func())
+	stopGuarded func(deadline time.Time)
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry { return &Registry{} }
 
 // add registers a pool. Names are unique in an app: Stats is by name.
-func (r *Registry) add(name string, stats func() Stats, guard func(time.Time)) error {
+func (r *Registry) add(name string, stats func() Stats, guard func(time.Time, func()), stopGuarded func(time.Time)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, p := range r.pools {
@@ -34,7 +37,7 @@ func (r *Registry) add(name string, stats func() Stats, guard func(time.Time)) e
 			return fmt.Errorf("another pool of this app is named %q: pool names must be unique", name)
 		}
 	}
-	r.pools = append(r.pools, registered{name: name, stats: stats, guard: guard})
+	r.pools = append(r.pools, registered{name: name, stats: stats, guard: guard, stopGuarded: stopGuarded})
 	return nil
 }
 
@@ -63,12 +66,20 @@ func (r *Registry) Stats() map[string]Stats {
 }
 
 // guard tells every registered pool the deadline of the app's stop; see
-// [StopGuard].
+// [StopGuard]. A pool that StopGuard stops first stops those registered
+// after it, the last first, as fx would: pools register as they are built,
+// and one built after another may use it (its constructor took it), as a
+// pool uses the app-scoped resources built before it.
 func (r *Registry) guard(deadline time.Time) {
 	r.mu.Lock()
 	pools := slices.Clone(r.pools)
 	r.mu.Unlock()
-	for _, p := range pools {
-		p.guard(deadline)
+	for i, p := range pools {
+		later := pools[i+1:]
+		p.guard(deadline, func() {
+			for j := len(later) - 1; j >= 0; j-- {
+				later[j].stopGuarded(deadline)
+			}
+		})
 	}
 }
