@@ -33,9 +33,9 @@
 //
 // A pool (package workerpool) analyses its declarations when fx.New runs,
 // and fx.New reports there a constructor it cannot use
-// ([ErrInvalidConstructor]), two constructors of one type ([ErrDuplicate])
-// or a cycle ([ErrCycle]), naming the pool and the culprits. Nothing opens
-// before the app starts.
+// ([ErrInvalidConstructor]), two constructors of one type ([ErrDuplicate]),
+// two resources of one name ([ErrDuplicateName]) or a cycle ([ErrCycle]),
+// naming the pool and the culprits. Nothing opens before the app starts.
 //
 // Each worker then opens its own set of resources: only those its task
 // parameter needs, each after those it depends on. It closes them in

@@ -124,6 +124,7 @@ func New[R any](decls ...resources.Declaration) (*Plan[R], error) {
 	p := &Plan[R]{}
 	var errs []error
 	byType := make(map[reflect.Type]int)
+	byName := make(map[string]int)
 	for _, d := range decls {
 		c, err := decl.Of(d)
 		if err != nil {
@@ -134,7 +135,13 @@ func New[R any](decls ...resources.Declaration) (*Plan[R], error) {
 			errs = append(errs, fmt.Errorf("%w %v: %v and %v", resources.ErrDuplicate, c.Out, p.ctors[i].Where, c.Where))
 			continue
 		}
+		if i, dup := byName[c.Name]; dup {
+			errs = append(errs, fmt.Errorf("%w %q: %v (%v) and %v (%v); give each its own resources.Name",
+				resources.ErrDuplicateName, c.Name, p.ctors[i].Out, p.ctors[i].Where, c.Out, c.Where))
+			continue
+		}
 		byType[c.Out] = len(p.ctors)
+		byName[c.Name] = len(p.ctors)
 		p.ctors = append(p.ctors, c)
 	}
 	rt := reflect.TypeFor[R]()

@@ -769,6 +769,17 @@ func TestNewRejectsDuplicatesAndCycles(t *testing.T) {
 			wantMsgs: []string{"*plan_test.A", "plan_test.newPlainA (", "plan_test.otherA ("},
 		},
 		{
+			// Events, logs, errors and fxpooltest's Recorder tell
+			// resources apart by name: a second "conn" was accepted.
+			name: "DuplicateName",
+			give: []resources.Declaration{
+				resources.PerWorker(newPlainA, resources.Name("conn")),
+				resources.PerWorker(bFromA, resources.Name("conn")),
+			},
+			wantErr:  resources.ErrDuplicateName,
+			wantMsgs: []string{`"conn"`, "*plan_test.A (", "plan_test.newPlainA (", "*plan_test.B (", "plan_test.bFromA (", "resources.Name"},
+		},
+		{
 			name:     "SelfCycle",
 			give:     []resources.Declaration{resources.PerWorker(selfA)},
 			wantErr:  resources.ErrCycle,
