@@ -17,7 +17,11 @@ type Capacity struct {
 
 // InFlight is how many tasks the pool holds, running or queued, when every
 // worker is busy and the queue is full: MaxWorkers + Queue. A feeder that
-// keeps at most that many unfinished never blocks in Go.
+// keeps at most that many unfinished blocks in Go only while some of those
+// workers take no task: workers an elastic pool has yet to grow or that
+// are opening, those a Resize adds until they have opened, a worker that
+// rebuilds its resources. Go then waits for their opens, as it waits for
+// room in a full queue.
 func (c Capacity) InFlight() int { return c.MaxWorkers + c.Queue }
 
 // Capacity returns the pool's capacity. It does not block.
