@@ -26,9 +26,9 @@ type Group[R any] struct {
 
 // Group returns a new group of tasks on p, and the context of its tasks,
 // derived from ctx: it is cancelled when a task of the group fails (its
-// cause is then that first error), when Wait returns, or when ctx ends. A nil ctx fails the group at once with
-// [ErrNilContext]. Each task's context also ends when the
-// pool's stop says so.
+// cause is then that first error), when Wait returns, or when ctx ends. A
+// nil ctx fails the group at once with [ErrNilContext]. Each task's
+// context also ends when the pool's stop says so.
 func (p *Pool[R]) Group(ctx context.Context) (*Group[R], context.Context) {
 	nilCtx := ctx == nil
 	if nilCtx {
@@ -90,7 +90,10 @@ func (g *Group[R]) finishOne(_ Outcome, err error) {
 }
 
 // Wait blocks until every task submitted to the group has finished or been
-// reported as not run, then returns the first error, or nil.
+// reported as not run, then returns the first error, or nil. A task that
+// never ran counts as failed with what kept it from running: the cause of
+// the group's context when that context ended first (its parent's, or the
+// first error's), [ErrClosed] when the pool stopped.
 func (g *Group[R]) Wait() error {
 	g.wg.Wait()
 	g.cancel(context.Canceled)

@@ -132,7 +132,10 @@ func (o workersOption) String() string { return fmt.Sprintf("workerpool.Workers(
 
 // QueueSize sets how many accepted tasks may wait for a worker. When the
 // queue is full, [Pool.Go] blocks and [Pool.TryGo] refuses. 0 makes every
-// submission wait for a free worker. The default is 4 × Workers.
+// submission wait for a free worker; an [Elastic] pool needs a queue (it
+// grows when tasks wait in it), and fx.New says so. The default is 4 ×
+// Workers (Elastic's max), set when the pool is built: [Pool.Resize] does
+// not change the queue.
 func QueueSize(n int) Option { return queueOption(n) }
 
 type queueOption int
@@ -276,7 +279,9 @@ func (o backoffOption) String() string {
 
 // MaxTasksPerWorker makes a worker rebuild its resources after every n
 // tasks, like Python's maxtasksperchild: a cure for resources that grow or
-// leak with use. The other workers keep serving meanwhile.
+// leak with use. The rebuild follows the n-th task at once, before the
+// worker takes another, and counts in Stats.Recycles then. The other
+// workers keep serving meanwhile.
 func MaxTasksPerWorker(n int) Option { return maxTasksOption(n) }
 
 type maxTasksOption int

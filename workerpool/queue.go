@@ -149,7 +149,8 @@ func background(ctx context.Context) bool {
 // submission of a feeder, such as a message queue's consumer, which acks,
 // retries or leaves each message by its outcome. report runs on the
 // worker's goroutine, or on the goroutine that drops the task; it must be
-// quick and safe for concurrent use. Errors reported go to report only,
+// quick and safe for concurrent use. A panic in report is logged, and the
+// worker goes on. Errors reported go to report only,
 // never to the ErrorHandler. If GoReport returns an error, the task was
 // not accepted and report is never called.
 //
