@@ -35,7 +35,8 @@ import (
 // bounds its server's graceful Shutdown. A pool that stops on its own
 // refuses the tasks of the hooks still stopping before it (they get
 // ErrClosed), and nothing guards an app whose invokes append hooks after
-// StopGuard's.
+// StopGuard's, nor an app stopped with a context that has already ended:
+// fx then calls no OnStop at all, StopGuard's included.
 func StopGuard() fx.Option {
 	return fx.Invoke(func(lc fx.Lifecycle, reg *Registry) {
 		lc.Append(fx.Hook{OnStop: func(ctx context.Context) error {

@@ -152,7 +152,10 @@ func (o queueOption) String() string { return fmt.Sprintf("workerpool.QueueSize(
 
 // StartConcurrency bounds how many workers open their resources at once
 // while the pool starts: useful when the resources share a server that
-// limits new connections. The default is all workers at once.
+// limits new connections. The default is all workers at once. Once an open
+// fails, the workers still waiting for their turn never open; one that
+// took its turn as the failure came may still open, and the start's
+// rollback closes it with the rest.
 func StartConcurrency(n int) Option { return startConcurrencyOption(n) }
 
 type startConcurrencyOption int
