@@ -51,7 +51,8 @@ type trial struct {
 	startErr                      error
 	poolStopped                   bool
 	lateStart                     bool
-	stopDuringStart               bool // fx's Stop began while the pool's OnStart ran
+	startedOK                     atomic.Int64 // when the pool told of its start's success (PoolStarted), in Unix ns
+	stopDuringStart               bool         // fx's Stop began while the pool's OnStart ran
 	lastPhase                     time.Time
 	callPoolStop                  func(context.Context) error
 	fatal                         bool // the trial left goroutines behind
