@@ -120,6 +120,28 @@ func TestHandlersGivenTwiceFailFxNew(t *testing.T) {
 	}
 }
 
+// Serving is what a feeder given a pool checks before it feeds: a
+// JetStream consumer started on a pool that had not started spun, fetching
+// and handing back each message about a hundred times a second.
+func TestServing(t *testing.T) {
+	var p *workerpool.Pool[resources.Worker]
+	app := fxtest.New(t, workerpool.Provide[resources.Worker]("serving", workerpool.Workers(2)), fx.Populate(&p))
+	if p.Serving() {
+		t.Error("Serving() = true before the start")
+	}
+	if err := p.Go(t.Context(), func(context.Context, resources.Worker) error { return nil }); !errors.Is(err, workerpool.ErrNotStarted) {
+		t.Errorf("Go before the start = %v, want ErrNotStarted", err)
+	}
+	app.RequireStart()
+	if !p.Serving() {
+		t.Error("Serving() = false once started")
+	}
+	app.RequireStop()
+	if p.Serving() {
+		t.Error("Serving() = true once stopped")
+	}
+}
+
 func TestNilTask(t *testing.T) {
 	p, _ := start[resources.Worker](t, workerpool.Workers(1))
 	if err := p.Go(t.Context(), nil); !errors.Is(err, workerpool.ErrNilTask) {

@@ -68,6 +68,15 @@ func (p *Pool[R]) transitionIf(to state, ok func() bool, from ...state) bool {
 	return true
 }
 
+// Serving reports whether the pool takes tasks now: it has started, and
+// has neither failed nor begun to refuse tasks for a stop. Before its
+// start, a submission fails with [ErrNotStarted]; after, with [ErrClosed].
+// A feeder that is given a pool checks it before it feeds.
+func (p *Pool[R]) Serving() bool {
+	s := p.current()
+	return s == stateServing || s == stateStopping
+}
+
 // current returns the pool's state.
 func (p *Pool[R]) current() state {
 	p.mu.Lock()
