@@ -143,7 +143,9 @@ func Consume[R, M any](stream, consumer string, decode Decoder[M], handle Handle
 
 // Start starts consuming from the durable pull consumer named consumer on
 // stream, without fx: as [Consume], on the given pool, which must be
-// serving. It returns once the pull loop runs; stop it with [Consumer.Stop].
+// serving (see [workerpool.Pool.Serving]): Start refuses a pool that has
+// not started, or has failed or stopped. It returns once the pull loop
+// runs; stop it with [Consumer.Stop].
 //
 // The consumer must use explicit acks and have an unlimited MaxDeliver
 // (0 or -1): a server-side limit strands a message whose last delivery was
@@ -165,6 +167,11 @@ func Start[R, M any](ctx context.Context, js natsjs.JetStream, pool *workerpool.
 func start[R, M any](ctx context.Context, js natsjs.JetStream, pool *workerpool.Pool[R], stream, consumer string, decode Decoder[M], handle Handler[R, M], cfg config) (*Consumer, error) {
 	if js == nil || pool == nil || decode == nil || handle == nil {
 		return nil, errors.New("jetstream: Start: nil JetStream, pool, decoder or handler")
+	}
+	if !pool.Serving() {
+		// Every message fetched would be handed back at once, and
+		// fetched again: a spin that uses up its attempts.
+		return nil, fmt.Errorf("jetstream: consumer %s/%s: the pool is not serving (start it first; a stopped or failed pool takes no tasks)", stream, consumer)
 	}
 	cons, err := js.Consumer(ctx, stream, consumer)
 	if err != nil {
@@ -637,9 +644,13 @@ func (c *Consumer) stopPulling(ctx context.Context) error {
 //     before the connection or the embedded server stops.
 //
 // Stop blocks until all that is done, and returns an error if the budget
-// ran out first. A stop without a deadline waits for every task. A second
-// Stop waits for the first and returns its result. A pool's stop that
-// began first has already stopped the pulling, as the pool's feeder.
+// ran out first. The pull loop may then outlive it, until its pull
+// requests in progress expire (at most the fetch expiry), and Naks back at
+// once what they still bring: each such delivery counts toward
+// [MaxAttempts], as any delivery does. A stop without a deadline waits for
+// every task. A second Stop waits for the first and returns its result. A
+// pool's stop that began first has already stopped the pulling, as the
+// pool's feeder.
 func (c *Consumer) Stop(ctx context.Context) error {
 	c.stopMu.Lock()
 	defer c.stopMu.Unlock()

@@ -108,7 +108,8 @@
 //	goroutine   started by   ended by                           waited for by
 //	pull loop   Start        the stop's close of its stop        Consumer.Stop (and the pool's
 //	                         channel, once the pull requests    feeder stop), through its
-//	                         in progress end (FetchExpiry)      done channel
+//	                         in progress end (FetchExpiry)      done channel, within the
+//	                                                            stop's budget
 //	submitter   Start        the end of the pull loop, once     Consumer.Stop, through its
 //	                         nothing waits (the stop hands      done channel
 //	                         back what waits; a submission in
