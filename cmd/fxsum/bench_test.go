@@ -34,7 +34,7 @@ func BenchmarkHashFile(b *testing.B) {
 				buf, hs := newReadBuf(), newHashers()
 				b.SetBytes(int64(size))
 				for b.Loop() {
-					if _, err := hashFile(context.Background(), path, algo, false, buf, hs, nil); err != nil {
+					if _, err := hashFile(context.Background(), path, algo, false, nil, buf, hs, nil); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -68,6 +68,10 @@ func stateOf(fi os.FileInfo) fileState {
 // errNotRegular reports a path that is not a regular file (any more).
 var errNotRegular = errors.New("not a regular file")
 
+// errSelf reports a file that is one of the index's own: a hard link to
+// the database, which the walk cannot tell by its name.
+var errSelf = errors.New("a file of the index's own database")
+
 // errChanged reports a file that changed while it was hashed, twice.
 var errChanged = errors.New("file changed while being hashed")
 
@@ -94,10 +98,12 @@ func (r hashResult) racy() bool { return r.state.mtime > r.readAt-int64(racyWind
 // or modification time differ after reading from before, it hashes once
 // more, then gives up with errChanged. progress, if not nil, is called with
 // the number of bytes read after every read, or every window of a mapped
-// file (mmap.go). It checks ctx between reads and between windows.
-func hashFile(ctx context.Context, path, algo string, follow bool, buf *readBuf, hs *hashers, progress func(int64)) (hashResult, error) {
+// file (mmap.go). It checks ctx between reads and between windows. A file
+// that self knows as the database's (a hard link to it) is not read:
+// errSelf. self may be nil.
+func hashFile(ctx context.Context, path, algo string, follow bool, self *selfFiles, buf *readBuf, hs *hashers, progress func(int64)) (hashResult, error) {
 	for attempt := 0; ; attempt++ {
-		r, stable, err := hashOnce(ctx, path, algo, follow, buf, hs, progress)
+		r, stable, err := hashOnce(ctx, path, algo, follow, self, buf, hs, progress)
 		if err != nil || stable {
 			return r, err
 		}
@@ -107,7 +113,7 @@ func hashFile(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 	}
 }
 
-func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf, hs *hashers, progress func(int64)) (hashResult, bool, error) {
+func hashOnce(ctx context.Context, path, algo string, follow bool, self *selfFiles, buf *readBuf, hs *hashers, progress func(int64)) (hashResult, bool, error) {
 	h, err := hs.get(algo)
 	if err != nil {
 		return hashResult{}, false, err
@@ -118,12 +124,15 @@ func hashOnce(ctx context.Context, path, algo string, follow bool, buf *readBuf,
 		return hashResult{}, false, err
 	}
 	defer f.Close()
-	st, regular, err := f.stat()
+	st, id, regular, err := f.statID()
 	if err != nil {
 		return hashResult{}, false, err
 	}
 	if !regular {
 		return hashResult{}, false, errNotRegular
+	}
+	if self.isID(id) {
+		return hashResult{}, false, errSelf
 	}
 	// A file hashed with blake3wide and large enough is hashed where it
 	// lies in the page cache, mapped, and read otherwise.

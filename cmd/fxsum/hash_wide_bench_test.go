@@ -31,7 +31,7 @@ func BenchmarkBLAKE3BySize(b *testing.B) {
 				buf, hs := newReadBuf(), newHashers()
 				b.SetBytes(int64(size))
 				for b.Loop() {
-					if _, err := hashFile(context.Background(), path, "blake3", false, buf, hs, nil); err != nil {
+					if _, err := hashFile(context.Background(), path, "blake3", false, nil, buf, hs, nil); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -72,7 +72,7 @@ func TestHashFileBLAKE3Sizes(t *testing.T) {
 	buf, hs := newReadBuf(), newHashers()
 	got := map[string]string{}
 	for i, p := range paths {
-		res, err := hashFile(context.Background(), p, "blake3", false, buf, hs, nil)
+		res, err := hashFile(context.Background(), p, "blake3", false, nil, buf, hs, nil)
 		if err != nil {
 			t.Fatalf("%d bytes: %v", wideSizes[i], err)
 		}

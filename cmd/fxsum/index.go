@@ -276,10 +276,13 @@ func (r *indexRun) hashTask(dir, name string, link bool) func(context.Context, i
 func (r *indexRun) hash(ctx context.Context, d indexDeps, dir, name string, link bool) (fileRow, bool) {
 	path := joinName(dir, name)
 	r.hooks.beforeTask(r.halt, r.refusing)
-	res, err := hashFile(ctx, path, r.opts.algo, r.opts.follow || link, d.Buf, d.Hashers, func(n int64) { r.c.readBytes.Add(n) })
+	res, err := hashFile(ctx, path, r.opts.algo, r.opts.follow || link, r.self, d.Buf, d.Hashers, func(n int64) { r.c.readBytes.Add(n) })
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotRegular) {
 			return fileRow{}, false // deleted or replaced since it was listed; the next run sees what is there
+		}
+		if errors.Is(err, errSelf) {
+			return fileRow{}, false // never indexed: it changes while it would be hashed
 		}
 		r.problem(path, err)
 		return fileRow{}, false

@@ -86,7 +86,7 @@ func runManifest(ctx context.Context, o *options, stdout io.Writer) (err error) 
 			}
 			path = notStdin(path)
 		}
-		if _, err := w.WriteString(manifestLine(digest, path)); err != nil {
+		if _, err := w.WriteString(manifestLine(digest, path, algo)); err != nil {
 			return fmt.Errorf("manifest: %w", err)
 		}
 	}
@@ -101,15 +101,25 @@ func runManifest(ctx context.Context, o *options, stdout io.Writer) (err error) 
 
 // manifestLine is one line of a GNU checksum file. A name with a backslash,
 // a newline or a carriage return is escaped (\\, \n, \r) and its line starts
-// with a backslash, as coreutils 9 writes and reads it.
-func manifestLine(digest []byte, path string) string {
+// with a backslash, as coreutils 9 writes and reads it. A BLAKE3 line is as
+// b3sum writes it, which escapes the backslash and the newline only: "b3sum
+// -c" refuses \r.
+func manifestLine(digest []byte, path, algo string) string {
 	h := hex.EncodeToString(digest)
-	if !strings.ContainsAny(path, "\\\n\r") {
+	special, r := "\\\n\r", coreutilsEscapes
+	if algo == "blake3" {
+		special, r = "\\\n", b3sumEscapes
+	}
+	if !strings.ContainsAny(path, special) {
 		return h + "  " + path + "\n"
 	}
-	r := strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\r", `\r`)
 	return `\` + h + "  " + r.Replace(path) + "\n"
 }
+
+var (
+	coreutilsEscapes = strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\r", `\r`)
+	b3sumEscapes     = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+)
 
 // notStdin is a relative path that checkers do not read as standard input:
 // "sha256sum -c" reads a file named "-" from stdin, "./-" from the file.

@@ -95,7 +95,7 @@ func TestHashMappedFaultNotTruncated(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	res, err := hashFile(context.Background(), path, "blake3", false, newReadBuf(), newHashers(), nil)
+	res, err := hashFile(context.Background(), path, "blake3", false, nil, newReadBuf(), newHashers(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestHashMappedTruncated(t *testing.T) {
 				truncate(t, path, short+100)
 			}
 		}
-		res, err := hashFile(context.Background(), path, "blake3", false, buf, hs, nil)
+		res, err := hashFile(context.Background(), path, "blake3", false, nil, buf, hs, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +166,7 @@ func TestHashMappedTruncated(t *testing.T) {
 			}
 			truncate(t, path, fi.Size()/2)
 		}
-		_, err := hashFile(context.Background(), path, "blake3", false, buf, hs, nil)
+		_, err := hashFile(context.Background(), path, "blake3", false, nil, buf, hs, nil)
 		if !errors.Is(err, errChanged) {
 			t.Errorf("err = %v, want errChanged", err)
 		}
@@ -196,14 +196,14 @@ func TestHashMappedProgressAndCancel(t *testing.T) {
 	}
 	buf, hs := newReadBuf(), newHashers()
 	var seen int64
-	if _, err := hashFile(context.Background(), path, "blake3", false, buf, hs, func(n int64) { seen += n }); err != nil {
+	if _, err := hashFile(context.Background(), path, "blake3", false, nil, buf, hs, func(n int64) { seen += n }); err != nil {
 		t.Fatal(err)
 	}
 	if seen != size {
 		t.Errorf("progress saw %d bytes, want %d", seen, size)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	_, err := hashFile(ctx, path, "blake3", false, buf, hs, func(int64) { cancel() })
+	_, err := hashFile(ctx, path, "blake3", false, nil, buf, hs, func(int64) { cancel() })
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
@@ -295,7 +295,7 @@ func TestSparseNotMapped(t *testing.T) {
 	old := wideBLAKE3
 	wideBLAKE3 = blake3wide.Supported()
 	defer func() { wideBLAKE3 = old }()
-	r, err := hashFile(context.Background(), path, "blake3", false, newReadBuf(), newHashers(), nil)
+	r, err := hashFile(context.Background(), path, "blake3", false, nil, newReadBuf(), newHashers(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

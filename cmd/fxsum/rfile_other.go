@@ -20,9 +20,16 @@ func openFile(path string, _ bool) (*rfile, error) {
 
 // stat returns the file's state and whether it is a regular file.
 func (f *rfile) stat() (fileState, bool, error) {
+	st, _, regular, err := f.statID()
+	return st, regular, err
+}
+
+// statID is stat, and the file's device and inode where they are known.
+func (f *rfile) statID() (fileState, fileID, bool, error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return fileState{}, false, err
+		return fileState{}, fileID{}, false, err
 	}
-	return stateOf(fi), fi.Mode().IsRegular(), nil
+	id, _ := idOf(fi)
+	return stateOf(fi), id, fi.Mode().IsRegular(), nil
 }

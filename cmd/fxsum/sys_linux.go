@@ -40,6 +40,12 @@ func openFile(path string, follow bool) (*rfile, error) {
 
 // stat returns the file's state and whether it is a regular file.
 func (f *rfile) stat() (fileState, bool, error) {
+	st, _, regular, err := f.statID()
+	return st, regular, err
+}
+
+// statID is stat, and the file's device and inode, from one fstat.
+func (f *rfile) statID() (fileState, fileID, bool, error) {
 	var st syscall.Stat_t
 	for {
 		err := syscall.Fstat(f.fd, &st)
@@ -47,11 +53,12 @@ func (f *rfile) stat() (fileState, bool, error) {
 			continue
 		}
 		if err != nil {
-			return fileState{}, false, &fs.PathError{Op: "fstat", Path: f.path, Err: err}
+			return fileState{}, fileID{}, false, &fs.PathError{Op: "fstat", Path: f.path, Err: err}
 		}
 		break
 	}
-	return fileState{size: st.Size, mtime: st.Mtim.Nano()}, st.Mode&syscall.S_IFMT == syscall.S_IFREG, nil
+	return fileState{size: st.Size, mtime: st.Mtim.Nano()}, fileID{dev: uint64(st.Dev), ino: st.Ino},
+		st.Mode&syscall.S_IFMT == syscall.S_IFREG, nil
 }
 
 func (f *rfile) Read(b []byte) (int, error) {

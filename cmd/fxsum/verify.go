@@ -88,7 +88,7 @@ func runVerify(ctx context.Context, o *options, log *zap.Logger, stdout, stderr 
 
 	task := func(path string, r fileRow) func(context.Context, verifyDeps) error {
 		return func(ctx context.Context, d verifyDeps) error {
-			res, err := hashFile(ctx, path, r.algo, true, d.Buf, d.Hashers, func(n int64) { c.readBytes.Add(n) })
+			res, err := hashFile(ctx, path, r.algo, true, nil, d.Buf, d.Hashers, func(n int64) { c.readBytes.Add(n) })
 			switch {
 			case errors.Is(err, fs.ErrNotExist):
 				report(finding{kind: "missing", path: path})

@@ -91,6 +91,12 @@ func newSelfFiles(db string) *selfFiles {
 	return s
 }
 
+// isID reports whether the file of device and inode id is one of the
+// database's files: a hard link to one, under any name, is.
+func (s *selfFiles) isID(id fileID) bool {
+	return s != nil && id != (fileID{}) && s.ids[id]
+}
+
 // is reports whether fi, named name in the directory dirID, is one of the
 // database's files.
 func (s *selfFiles) is(dirID fileID, name string, fi fs.FileInfo) bool {

@@ -113,7 +113,7 @@ func hashWork(ctx context.Context, d hashDeps, w workMsg, path string) (resultMs
 		r.Err = "not a file's absolute path: a work message of another version of fxsum?"
 		return r, nil
 	}
-	res, err := hashFile(ctx, path, w.Algo, w.Follow, d.Buf, d.Hashers, nil)
+	res, err := hashFile(ctx, path, w.Algo, w.Follow, nil, d.Buf, d.Hashers, nil)
 	switch {
 	case err == nil:
 		r.Size, r.Mtime, r.Digest = res.state.size, res.state.mtime, res.digest
