@@ -22,8 +22,8 @@ var (
 	ErrInvalidConstructor = errors.New("resources: invalid constructor")
 	// ErrDuplicate: two constructors of one pool return the same type.
 	ErrDuplicate = errors.New("resources: two constructors of one type")
-	// ErrDuplicateName: two resources of one pool have the same name (see
-	// [Name]): events, logs and errors could not tell them apart.
+	// ErrDuplicateName: a name given with [Name] is another resource's of
+	// the same pool: events, logs and errors could not tell them apart.
 	ErrDuplicateName = errors.New("resources: two resources of one name")
 	// ErrCycle: per-worker constructors depend on each other in a circle.
 	ErrCycle = errors.New("resources: dependency cycle")

@@ -34,7 +34,7 @@
 // A pool (package workerpool) analyses its declarations when fx.New runs,
 // and fx.New reports there a constructor it cannot use
 // ([ErrInvalidConstructor]), two constructors of one type ([ErrDuplicate]),
-// two resources of one name ([ErrDuplicateName]) or a cycle ([ErrCycle]),
+// a name given to two resources ([ErrDuplicateName]) or a cycle ([ErrCycle]),
 // naming the pool and the culprits. Nothing opens before the app starts.
 //
 // Each worker then opens its own set of resources: only those its task

@@ -135,7 +135,9 @@ func New[R any](decls ...resources.Declaration) (*Plan[R], error) {
 			errs = append(errs, fmt.Errorf("%w %v: %v and %v", resources.ErrDuplicate, c.Out, p.ctors[i].Where, c.Where))
 			continue
 		}
-		if i, dup := byName[c.Name]; dup {
+		// Two types that print alike (*rand.Rand of math/rand and of
+		// math/rand/v2) keep their default names: a name given is unique.
+		if i, dup := byName[c.Name]; dup && (c.Name != c.Out.String() || p.ctors[i].Name != p.ctors[i].Out.String()) {
 			errs = append(errs, fmt.Errorf("%w %q: %v (%v) and %v (%v); give each its own resources.Name",
 				resources.ErrDuplicateName, c.Name, p.ctors[i].Out, p.ctors[i].Where, c.Out, c.Where))
 			continue
