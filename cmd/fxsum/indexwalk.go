@@ -518,6 +518,11 @@ func (v *indexVisitor) leaveDir(ctx context.Context, dir string, complete bool) 
 func (v *indexVisitor) problem(path string, isDir bool, err error) {
 	if isDir {
 		v.failed[path] = struct{}{}
+	} else if c := v.cur; c != nil && c.dir == filepath.Dir(path) && v.seek(filepath.Base(path)) {
+		// A file of the directory that could not be looked at (a folder
+		// that can be listed, not searched) is not gone: its row stays,
+		// as those of a folder that could not be listed do.
+		c.next()
 	}
 	v.run.problem(path, err)
 }

@@ -7,11 +7,45 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 )
 
 func main() {
-	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+	stdout := &checkedWriter{w: os.Stdout}
+	err := run(context.Background(), os.Args[1:], stdout, os.Stderr)
+	if werr := stdout.failed(); werr != nil && (err == nil || errors.Is(err, errHelp) || errors.Is(err, errMismatch)) {
+		// What was printed is lost (a full disk, a closed pipe): as
+		// coreutils, say so and fail, even when the run did its work.
+		err = fmt.Errorf("write error: %w", werr)
+	}
 	os.Exit(exitCode(err, os.Stderr))
+}
+
+// checkedWriter keeps the first error of the writes to w. It is safe for
+// concurrent use.
+type checkedWriter struct {
+	w   io.Writer
+	mu  sync.Mutex
+	err error
+}
+
+func (c *checkedWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil {
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// failed returns the first error of a write, if any.
+func (c *checkedWriter) failed() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 // Exit codes of fxsum.

@@ -89,7 +89,25 @@ func checkDB(path string, create bool) (isNew bool, err error) {
 	if v := binary.BigEndian.Uint32(hdr[60:64]); v > schemaVersion {
 		return false, usagef("--db %s: made by a newer fxsum (schema %d, this one knows %d)", path, v, schemaVersion)
 	}
+	if want, ok := headerSize(hdr); ok && fi.Size() < want && !pending(path+"-wal") && !pending(path+"-journal") {
+		// Cut short (a copy or a disk that failed): SQLite reads the
+		// pages past the end as empty, and a column as NULL.
+		return false, usagef("--db %s: the database is damaged: %d bytes, its header says %d (move it away and index again)", path, fi.Size(), want)
+	}
 	return false, nil
+}
+
+// headerSize returns the size in bytes that a SQLite database header says
+// its file has, if the header's size is valid (written by SQLite 3.7 or
+// later, and not changed since by an older one).
+func headerSize(hdr [100]byte) (int64, bool) {
+	pageSize := int64(binary.BigEndian.Uint16(hdr[16:18]))
+	if pageSize == 1 {
+		pageSize = 65536
+	}
+	pages := int64(binary.BigEndian.Uint32(hdr[28:32]))
+	valid := bytes.Equal(hdr[24:28], hdr[92:96]) // the change counter, as of the size's writing
+	return pages * pageSize, valid && pages > 0 && pageSize >= 512
 }
 
 // dsn is the driver's name for the database at path, with the pragmas every
