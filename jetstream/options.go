@@ -63,9 +63,10 @@ func (o Window) apply(c *config) error {
 
 func (o Window) String() string { return fmt.Sprintf("jetstream.Window(%d)", int(o)) }
 
-// FetchExpiry sets how long one pull request waits for messages; the
-// default is 2s. A stop waits for the pull requests in progress, so it also
-// bounds how long a stop waits before the pulling has ended.
+// FetchExpiry sets how long one pull request waits for messages, from
+// 100ms to 1m; the default is 2s. A stop waits for the pull requests in
+// progress, so it also bounds how long a stop waits before the pulling has
+// ended.
 type FetchExpiry time.Duration
 
 func (o FetchExpiry) apply(c *config) error {
@@ -103,7 +104,9 @@ func (o backoffOption) String() string {
 // instead of Nak'ing it, and gives it to the [DeadLetter] hook. Attempts are
 // counted by the consumer, from the delivery count of the server, because a
 // server-side MaxDeliver strands a message whose last delivery was cut short
-// by a stop or a crash. The default, 0, retries without limit.
+// by a stop or a crash. Every delivery counts, a run or not: one handed back
+// by a stop, or taken by a process that died, is one attempt used. The
+// default, 0, retries without limit.
 type MaxAttempts int
 
 func (o MaxAttempts) apply(c *config) error {
