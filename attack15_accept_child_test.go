@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,22 +21,11 @@ import (
 
 const a15ChildEnv = "FXPOOL_A15_ACCEPT_CHILD"
 
-type a15clog struct {
-	mu sync.Mutex
-	f  *os.File
-}
-
-func (l *a15clog) add(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(l.f, format+"\n", args...)
-}
-
 type (
 	a15cStore  struct{}
 	a15cWriter struct{}
 	a15cConn   struct {
-		l  *a15clog
+		l  *a5log
 		id int
 	}
 	a15cBatch struct{}
@@ -49,7 +37,7 @@ func (c *a15cConn) Close(context.Context) error { c.l.add("close conn %d", c.id)
 // Batch flushes through "writer" when it closes; both use the app-scoped
 // store. An OnStart hook after them queues 20 tasks on "batcher". In mode
 // "slowstart" each Conn takes 100 ms to open, one worker at a time.
-func a15childApp(l *a15clog, mode string) *fx.App {
+func a15childApp(l *a5log, mode string) *fx.App {
 	slow := mode == "slowstart"
 	conc := 3
 	if slow {
@@ -128,7 +116,7 @@ func TestAttack15AcceptChildEntry(t *testing.T) {
 	if err != nil {
 		panic(err)
 	}
-	l := &a15clog{f: f}
+	l := &a5log{f: f}
 	app := a15childApp(l, mode)
 	_ = app.Wait() // install fx's signal relay before the start
 	app.Run()
