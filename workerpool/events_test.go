@@ -2,10 +2,12 @@ package workerpool_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fxpool/fxpool/resources"
 	"github.com/fxpool/fxpool/workerpool"
@@ -94,4 +96,95 @@ func TestEventsAndLogs(t *testing.T) {
 	if n := logs.FilterMessage("worker rebuilt").FilterField(zap.String("reason", "restart")).Len(); n != 1 {
 		t.Errorf("%d worker rebuilt logs, want 1", n)
 	}
+}
+
+// TestEventsSayHowLongOpensAndClosesTook: a worker's open and close are
+// timed whenever their events may be heard — by Events, or by a logger
+// that hears warnings (a failed open or close) — and a pool that nobody
+// hears does not read the clock for them.
+func TestEventsSayHowLongOpensAndClosesTook(t *testing.T) {
+	const pause = 5 * time.Millisecond
+	slow := func(fail bool) workerpool.Option {
+		return workerpool.Resources(resources.PerWorker(func(resources.Worker) (*Conn, func() error, error) {
+			time.Sleep(pause)
+			return &Conn{}, func() error {
+				time.Sleep(pause)
+				if fail {
+					return errors.New("close failed")
+				}
+				return nil
+			}, nil
+		}, resources.Name("conn")))
+	}
+	t.Run("events", func(t *testing.T) {
+		var mu sync.Mutex
+		var opened, closed []time.Duration
+		app := fxtest.New(t, workerpool.Provide[*Conn]("timed", workerpool.Workers(2), slow(false),
+			workerpool.Events(func(e workerpool.Event) {
+				mu.Lock()
+				defer mu.Unlock()
+				switch e := e.(type) {
+				case workerpool.WorkerOpened:
+					opened = append(opened, e.Took)
+				case workerpool.WorkerClosed:
+					closed = append(closed, e.Took)
+				}
+			})), fx.Invoke(func(*workerpool.Pool[*Conn]) {}))
+		app.RequireStart().RequireStop()
+		mu.Lock()
+		defer mu.Unlock()
+		for what, tooks := range map[string][]time.Duration{"WorkerOpened": opened, "WorkerClosed": closed} {
+			if len(tooks) != 2 {
+				t.Errorf("%d %s events, want 2", len(tooks), what)
+			}
+			for _, took := range tooks {
+				if took < pause || took > time.Hour {
+					t.Errorf("%s.Took = %v, want at least %v (the constructor's or cleanup's pause)", what, took, pause)
+				}
+			}
+		}
+	})
+	t.Run("warnings", func(t *testing.T) {
+		core, logs := observer.New(zap.WarnLevel)
+		app := fxtest.New(t, fx.Supply(zap.New(core)),
+			workerpool.Provide[*Conn]("timed", workerpool.Workers(1), slow(true)),
+			fx.Invoke(func(*workerpool.Pool[*Conn]) {}))
+		app.RequireStart()
+		if err := app.Stop(t.Context()); err == nil {
+			t.Fatal("Stop() = nil, want the cleanup's error")
+		}
+		entries := logs.FilterField(zap.String("pool", "timed")).FilterFieldKey("took").All()
+		found := false
+		for _, e := range entries {
+			if took, ok := e.ContextMap()["took"].(time.Duration); ok && e.Message == "worker closed" {
+				found = true
+				if took < pause || took > time.Hour {
+					t.Errorf("%q: took = %v, want at least %v", e.Message, took, pause)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no warning of the failed close with its duration; logged: %v", entries)
+		}
+
+		// And a failed open.
+		core, logs = observer.New(zap.WarnLevel)
+		app = fxtest.New(t, fx.Supply(zap.New(core)),
+			workerpool.Provide[*Conn]("timed", workerpool.Workers(1),
+				workerpool.Resources(resources.PerWorker(func(resources.Worker) (*Conn, error) {
+					time.Sleep(pause)
+					return nil, errors.New("open failed")
+				}))),
+			fx.Invoke(func(*workerpool.Pool[*Conn]) {}))
+		if err := app.Start(t.Context()); err == nil {
+			t.Fatal("Start() = nil, want the constructor's error")
+		}
+		entries = logs.FilterMessage("worker did not open").All()
+		if len(entries) != 1 {
+			t.Fatalf("%d warnings of the failed open, want 1; logged: %v", len(entries), logs.All())
+		}
+		if took, _ := entries[0].ContextMap()["took"].(time.Duration); took < pause || took > time.Hour {
+			t.Errorf("the failed open's took = %v, want at least %v", took, pause)
+		}
+	})
 }

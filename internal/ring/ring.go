@@ -259,10 +259,11 @@ func (r *Ring[T]) Pop(dst *T, a, b <-chan struct{}) bool {
 // Take takes the oldest value into dst, waiting for one as long as it
 // takes. It is Pop with no way out, in a frame of its own: no select, whose
 // frame is large, sits in the stack of a consumer that waits, which a
-// worker pool's idle workers keep small.
-func (r *Ring[T]) Take(dst *T) {
+// worker pool's idle workers keep small. With spin false, it waits without
+// yielding first: for a consumer that has no reason to expect a value soon.
+func (r *Ring[T]) Take(dst *T, spin bool) {
 	for !r.TryPop(dst) {
-		if r.spinTake(dst) {
+		if spin && r.spinTake(dst) {
 			return
 		}
 		r.idle.Add(1)

@@ -108,7 +108,7 @@ func TestHandOff(t *testing.T) {
 	got := make(chan int)
 	go func() {
 		var v int
-		r.Take(&v)
+		r.Take(&v, true)
 		got <- v
 	}()
 	pushed := make(chan bool)
@@ -248,7 +248,7 @@ func BenchmarkQueue(b *testing.B) {
 					wg.Go(func() {
 						for {
 							var v int
-							if r.Take(&v); v < 0 {
+							if r.Take(&v, true); v < 0 {
 								return
 							}
 						}
@@ -283,7 +283,7 @@ func TestConsumersThatLeave(t *testing.T) {
 				for {
 					var v int
 					if c%2 == 0 {
-						r.Take(&v) // as a worker pool's workers wait
+						r.Take(&v, round%2 == 0) // as a worker pool's workers wait, before their first task or after
 					} else {
 						r.Pop(&v, nil, nil)
 					}
