@@ -3,6 +3,7 @@ package workerpool
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // A Group is a set of tasks run on a pool's workers, with errgroup's shape:
@@ -18,10 +19,28 @@ type Group[R any] struct {
 	p      *Pool[R]
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	wg     sync.WaitGroup
+
+	// The tasks that Wait waits for, in one word (see groupQueued): those
+	// submitted that no worker has begun or reported yet, those begun and
+	// not finished, and whether Wait gave up on the queued ones.
+	state atomic.Uint64
+	idle  chan struct{} // a token when state may be one that Wait waits for
 
 	once sync.Once
 	err  error
+}
+
+// The fields of a Group's state.
+const (
+	groupRunning = 1       // one begun task (the low 32 bits)
+	groupQueued  = 1 << 32 // one queued task (bits 32 to 62)
+	groupGaveUp  = 1 << 63 // Wait waits no more for the queued tasks
+)
+
+// waited reports whether Wait is over at state s: no task begun and not
+// finished, and no task queued or Wait gave up on those.
+func waited(s uint64) bool {
+	return s&(groupQueued-1) == 0 && (s&groupGaveUp != 0 || s&^groupGaveUp < groupQueued)
 }
 
 // Group returns a new group of tasks on p, and the context of its tasks,
@@ -35,7 +54,7 @@ func (p *Pool[R]) Group(ctx context.Context) (*Group[R], context.Context) {
 		ctx = context.Background()
 	}
 	gctx, cancel := context.WithCancelCause(ctx)
-	g := &Group[R]{p: p, ctx: gctx, cancel: cancel}
+	g := &Group[R]{p: p, ctx: gctx, cancel: cancel, idle: make(chan struct{}, 1)}
 	if nilCtx {
 		g.finishOne(NotRun, ErrNilContext) // Wait reports it
 	}
@@ -46,7 +65,7 @@ func (p *Pool[R]) Group(ctx context.Context) (*Group[R], context.Context) {
 // is full, until there is room, the pool stops or the group's context
 // ends; a task that cannot be submitted fails the group with that error.
 func (g *Group[R]) Go(task func(context.Context, R) error) {
-	g.wg.Add(1)
+	g.state.Add(groupQueued)
 	var err error
 	if task == nil {
 		err = ErrNilTask
@@ -65,18 +84,50 @@ func (g *Group[R]) TryGo(task func(context.Context, R) error) bool {
 	if task == nil || g.ctx.Err() != nil {
 		return false
 	}
-	g.wg.Add(1) // before a worker can finish it
+	g.state.Add(groupQueued) // before a worker can finish it
 	if !g.p.tryEnqueue(taskOf(g.ctx, true, task, g)) {
-		g.wg.Done()
+		g.settled(groupQueued)
 		return false
 	}
 	return true
 }
 
-// finish is the outcome of each of the group's tasks.
+// begin is asked by the worker that took one of the group's tasks, before
+// it looks at the task's context: the task runs only if Wait has not given
+// up on it. Once Wait gives up, every task that began before is waited for,
+// and none begins after: no task of the group runs behind Wait's back.
+func (g *Group[R]) begin() bool {
+	for {
+		s := g.state.Load()
+		if s&groupGaveUp != 0 {
+			return false
+		}
+		if g.state.CompareAndSwap(s, s-groupQueued+groupRunning) {
+			return true
+		}
+	}
+}
+
+// finish is the outcome of each of the group's tasks: a task that never
+// ran never began (see begin).
 func (g *Group[R]) finish(o Outcome, err error) {
 	g.finishOne(o, err)
-	g.wg.Done()
+	if o == NotRun {
+		g.settled(groupQueued)
+	} else {
+		g.settled(groupRunning)
+	}
+}
+
+// settled takes one queued or begun task off the state, and wakes Wait if
+// it may be over.
+func (g *Group[R]) settled(one uint64) {
+	if waited(g.state.Add(-one)) {
+		select {
+		case g.idle <- struct{}{}:
+		default: // a token is there already
+		}
+	}
 }
 
 // finishOne records a failure: the first cancels the group.
@@ -94,8 +145,25 @@ func (g *Group[R]) finishOne(_ Outcome, err error) {
 // never ran counts as failed with what kept it from running: the cause of
 // the group's context when that context ended first (its parent's, or the
 // first error's), [ErrClosed] when the pool stopped.
+//
+// Once the group's context has ended, Wait waits only for the tasks that
+// a worker has begun: those still queued never run (the worker that takes
+// one reports it as not run), and Wait does not wait for a worker to take
+// them, which may be the very worker that waits, in a task of its own pool.
 func (g *Group[R]) Wait() error {
-	g.wg.Wait()
+	done := g.ctx.Done()
+	for !waited(g.state.Load()) {
+		select {
+		case <-g.idle:
+		case <-done:
+			if g.state.Or(groupGaveUp)>>32&(groupGaveUp>>32-1) != 0 {
+				// Tasks still queued will not run: they count as failed
+				// with the cause of the context that ended first.
+				g.finishOne(NotRun, context.Cause(g.ctx))
+			}
+			done = nil
+		}
+	}
 	g.cancel(context.Canceled)
 	return g.err
 }

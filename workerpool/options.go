@@ -369,7 +369,9 @@ func (o stopOption) String() string { return fmt.Sprintf("workerpool.OnStop(%v)"
 // the pool stopped with [Cancel] or [DropQueued], ran out of stop budget,
 // or failed — so that the app can persist or hand it elsewhere; not a task
 // whose submitter's context ended while it was queued, which its submitter
-// no longer wants (it is told that context's cause). ctx is the
+// no longer wants (it is told that context's cause), unless the stop ended
+// it: a group's context ends with [ErrClosed] when the stop drops or
+// cancels one of its tasks, and its other tasks are dropped. ctx is the
 // context the task was submitted with (context.Background for TryGo), so
 // that values its submitter attached to it — a message ID, a trace —
 // identify the task. Its submitter is told first: [Pool.Do] and

@@ -192,7 +192,8 @@ type Stats struct {
 	// telling its submitter, or, for tasks of Go that a worker takes one
 	// after another, until it waits for the next.
 	Busy int
-	// Queued is the number of accepted tasks waiting for a worker.
+	// Queued is the number of accepted tasks waiting for a worker: never
+	// more than the queue holds (QueueSize), none with QueueSize(0).
 	Queued int
 	// Done counts the tasks that ran, whatever their outcome. A task that
 	// has a submitter to tell (Do, Submit, GoReport, groups, Map) counts
@@ -224,7 +225,9 @@ type Stats struct {
 // read one by one, so a snapshot taken while tasks run is approximate.
 func (p *Pool[R]) Stats() Stats {
 	s := Stats{
-		Queued:   p.q.Len(),
+		// Len reads the queue's head before its tail: pops in between
+		// would count above the queue's size, which no queue holds.
+		Queued:   min(p.q.Len(), p.q.Cap()),
 		Dropped:  p.dropped.Load(),
 		Restarts: p.restarts.Load(),
 		Recycles: p.recycles.Load(),

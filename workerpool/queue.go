@@ -82,6 +82,10 @@ func modeOf(ctx context.Context, bound bool) ctxMode {
 // never ran, ErrClosed or its submitter's context's cause.
 type outcome interface{ finish(Outcome, error) }
 
+// beginner is an outcome that a worker asks, once it has taken the task,
+// whether the task may still begin: a group's (see Group.begin).
+type beginner interface{ begin() bool }
+
 // Outcome is what became of a task.
 type Outcome uint8
 
@@ -363,8 +367,18 @@ func (p *Pool[R]) sweep() {
 
 // drop reports a task that will never run: to its submitter or the
 // ErrorHandler first, then to OnDropped — which may run it elsewhere, and
-// must not change what the submitter was told.
+// must not change what the submitter was told. A task whose submitter's
+// context ended while it was queued is not the pool's to drop: its
+// submitter is told that context's cause, as a worker that took it would
+// tell it, and OnDropped never sees it. Unless the stop ended that context
+// (its cause is ErrClosed): a group's context ends when one of its tasks
+// fails, as one that this stop cancels or drops does.
 func (p *Pool[R]) drop(t task[R]) {
+	if err := givenUp(&t); err != nil && !errors.Is(err, ErrClosed) {
+		p.dropped.Add(1) // before its submitter hears
+		p.tell(t, NotRun, err)
+		return
+	}
 	p.dropped.Add(1)
 	if t.res != nil {
 		p.tell(t, NotRun, ErrClosed)
@@ -378,6 +392,16 @@ func (p *Pool[R]) drop(t task[R]) {
 		}
 		p.guard("OnDropped", func() { f.(func(context.Context, func(context.Context, R) error))(ctx, t.function()) })
 	}
+}
+
+// givenUp returns the cause of the context of a task bound to its
+// submitter's context (Do, Submit, GoReport, groups, Map), if that context
+// has ended: the task is not to run.
+func givenUp[R any](t *task[R]) error {
+	if t.mode != ctxBound && t.mode != ctxShared {
+		return nil
+	}
+	return context.Cause(t.ctx)
 }
 
 // Future is the result of a task submitted with [Submit].

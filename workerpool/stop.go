@@ -135,15 +135,19 @@ func (p *Pool[R]) shutdown(ctx context.Context, policy StopPolicy) error {
 	// Feeders stop feeding while the pool still takes their last tasks.
 	errs := p.stopFeeders(drainCtx, feeders)
 	p.transition(stateDraining, stateStopping, stateFailed)
-	switch policy {
-	case Cancel:
-		p.dropQueued() // a task taken from now on is reported as not run
-	case DropQueued:
-		p.beginDropping()
+	if policy != Drain {
+		p.beginDropping() // a task taken from now on is reported as not run
 	}
 	p.awaitSubmitters() // every task taken is queued ahead of the pills
 	if policy != Drain {
 		p.sweep() // report what is queued now, before any pill is
+	}
+	if policy == Cancel {
+		// Only now: a task of a group or a Map that the cancel makes fail
+		// would end the context of its siblings still queued, which would
+		// then count as given up by their submitter rather than dropped
+		// (OnDropped).
+		p.cancelRunning(ErrClosed)
 	}
 
 	live := p.all()

@@ -524,12 +524,16 @@ func (w *worker[R]) handle(t *task[R]) {
 		p.drop(*t)
 		return
 	}
-	if t.mode == ctxBound || t.mode == ctxShared {
-		if err := context.Cause(t.ctx); err != nil {
-			p.dropped.Add(1)        // before its submitter hears
-			p.tell(*t, NotRun, err) // its submitter gave up on it
-			return
-		}
+	if err := givenUp(t); err != nil {
+		p.dropped.Add(1)        // before its submitter hears
+		p.tell(*t, NotRun, err) // its submitter gave up on it
+		return
+	}
+	if b, ok := t.res.(beginner); ok && !b.begin() {
+		// Its group's Wait gave up on it, once the group's context ended.
+		p.dropped.Add(1) // before its submitter hears
+		p.tell(*t, NotRun, context.Cause(t.ctx))
+		return
 	}
 	ctx := p.tasks
 	switch t.mode {
