@@ -152,7 +152,7 @@ func (b *batch) Flush(ctx context.Context) (err error) {
 	b.writer.Lock()
 	defer b.writer.Unlock()
 	if _, err := b.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return fmt.Errorf("commit %d rows: begin: %w", len(b.rows), err)
+		return &commitError{fmt.Errorf("commit %d rows: begin: %w", len(b.rows), err)}
 	}
 	defer func() {
 		if err != nil {
@@ -193,13 +193,13 @@ func (b *batch) Flush(ctx context.Context) (err error) {
 			b.args = append(b.args, r.name, r.state.size, r.state.mtime, r.digest)
 		}
 		if _, err := b.stmts[i].ExecContext(ctx, b.args...); err != nil {
-			return fmt.Errorf("commit %d rows: insert %q: %w", len(b.rows), rest[0].name, err)
+			return &commitError{fmt.Errorf("commit %d rows: insert %q: %w", len(b.rows), rest[0].name, err)}
 		}
 		rest = rest[n:]
 	}
 	clear(b.args)
 	if _, err := b.conn.ExecContext(ctx, "COMMIT"); err != nil {
-		return fmt.Errorf("commit %d rows: %w", len(b.rows), err)
+		return &commitError{fmt.Errorf("commit %d rows: %w", len(b.rows), err)}
 	}
 	if b.onCommit != nil {
 		b.onCommit(len(b.rows))
@@ -216,3 +216,12 @@ func (b *batch) Close(ctx context.Context) error {
 	err := b.Flush(ctx)
 	return errors.Join(err, b.closeStmts())
 }
+
+// commitError is a batch's commit that the database refused: a full disk,
+// an I/O error. A run says it once, naming the database, rather than
+// after the file whose task made the commit, and once more for each worker
+// whose last commit, at its stop, failed alike.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }

@@ -78,11 +78,11 @@ Flags (the commands they apply to in brackets):
                      the name of every file and folder, at any depth; one with
                      a slash against the path relative to the PATH being
                      walked (a leading slash is ignored). A trailing slash
-                     matches folders only. *, ? and [a-z] are as in the shell
-                     and do not match a slash; ** is not special. Rows of
-                     files excluded later are removed from the index. A
-                     PATH named is indexed even if it matches; a PATH
-                     inside another is walked as part of that one.
+                     matches folders only. *, ?, [a-z] and [!a-z] are as in
+                     the shell and do not match a slash; ** is not special.
+                     Rows of files excluded later are removed from the
+                     index. A PATH named is indexed even if it matches; a
+                     PATH inside another is walked as part of that one.
   --vcs              [index] also index .git, .hg, .svn and .bzr folders
   --queue URL        [index, worker] hash through NATS JetStream at URL
                      (nats://host:4222, comma-separated for a cluster), or

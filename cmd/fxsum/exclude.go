@@ -36,6 +36,7 @@ func newExcluder(patterns []string) (*excluder, error) {
 		if p.glob == "" {
 			return nil, usagef("--exclude %q: empty pattern", s)
 		}
+		p.glob = shellClasses(p.glob)
 		if _, err := path.Match(p.glob, ""); err != nil {
 			return nil, usagef("--exclude %q: %w", s, err)
 		}
@@ -70,6 +71,29 @@ func (e *excluder) skip(name string, isDir bool, rel func() string) bool {
 		}
 	}
 	return false
+}
+
+// shellClasses rewrites the shell's negated class, [!...], as path.Match's,
+// [^...]. A backslash escapes the next character, as in both.
+func shellClasses(glob string) string {
+	b := []byte(glob)
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '[':
+			if i+1 < len(b) && b[i+1] == '!' {
+				b[i+1] = '^'
+			}
+			// Skip to the class's end: a '[' inside it is a character.
+			for i++; i < len(b) && b[i] != ']'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		}
+	}
+	return string(b)
 }
 
 // match is path.Match without the error, which newExcluder has ruled out,

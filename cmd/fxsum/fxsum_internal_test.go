@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestManifestLine(t *testing.T) {
@@ -455,6 +456,61 @@ func TestBLAKE3(t *testing.T) {
 			if got := hex.EncodeToString(h.Sum(nil)); got != v.digest {
 				t.Errorf("size %d, written %d at a time: %s, want %s", v.size, step, got, v.digest)
 			}
+		}
+	}
+}
+
+// TestProgressEndsOnItsLastFrame: files hashed while their folder is
+// listed are done before the walks find them, and the bytes done can reach
+// the total found so far long before the end. The bar took that as its
+// end: it drew "256/181 files 100%", and then nothing new, so that its last
+// frame said every file was done and 1% of the bytes.
+func TestProgressEndsOnItsLastFrame(t *testing.T) {
+	var c counters
+	var out bytes.Buffer
+	p := &progress{bar: newBar(&out)}
+	c.counted.Store(181)
+	c.countedBytes.Store(100 << 10)
+	c.hashed.Store(256)
+	c.readBytes.Store(100 << 10)
+	p.update(&c)
+	if strings.Contains(out.String(), "256/181") {
+		t.Errorf("the bar drew more files done than found: %q", out.String())
+	}
+	if p.bar.IsFinished() {
+		t.Errorf("the bar ended with the run under way: %q", out.String())
+	}
+	// The run ends: 10,000 files of 10 MiB, all hashed.
+	c.counted.Store(10_000)
+	c.countedBytes.Store(10 << 20)
+	c.seen.Store(10_000)
+	c.hashed.Store(10_000)
+	c.readBytes.Store(10 << 20)
+	c.found.Store(10_000)
+	c.exact.Store(true)
+	time.Sleep(150 * time.Millisecond) // past the bar's throttle: the last frame is drawn
+	p.update(&c)
+	frames := strings.Split(out.String(), "\r")
+	last := frames[len(frames)-1]
+	if !strings.Contains(last, "10000/10000 files") || !strings.Contains(last, "100%") {
+		t.Errorf("last frame %q, want every file and 100%%", last)
+	}
+}
+
+// TestShellClasses: the shell's negated class, [!...], is path.Match's
+// [^...]; an escaped bracket, and a '!' that does not open a class, stay.
+func TestShellClasses(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"[!a]*", "[^a]*"},
+		{"x[!a-c]y[!d]", "x[^a-c]y[^d]"},
+		{`\[!a]`, `\[!a]`},
+		{"!a", "!a"},
+		{"[a!]", "[a!]"},
+		{"[^a]", "[^a]"},
+		{`[\]!]x[!b]`, `[\]!]x[^b]`},
+	} {
+		if got := shellClasses(c.in); got != c.want {
+			t.Errorf("shellClasses(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
 }

@@ -150,6 +150,9 @@ func runIndex(ctx context.Context, o *options, log *zap.Logger, stderr io.Writer
 	if halted && (errors.Is(walkErr, context.Canceled) || errors.Is(walkErr, workerpool.ErrClosed)) {
 		walkErr = nil // the walk stopped because the session halted
 	}
+	if ce := (*commitError)(nil); errors.As(fatal, &ce) {
+		return fmt.Errorf("database %s: %w", s.dbFile, ce)
+	}
 	if err := errors.Join(fatal, walkErr, stopErr); err != nil {
 		return err
 	}

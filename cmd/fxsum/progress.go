@@ -61,14 +61,19 @@ func newBar(w io.Writer) *progressbar.ProgressBar {
 	)
 }
 
-// update draws what c says. The total is never below what is done: the
+// update draws what c says. The totals are never below what is done: the
 // bar draws a value above its maximum as a bar that many times wider than
-// the terminal (a run of 25,000 new files drew gigabytes of it).
+// the terminal (a run of 25,000 new files drew gigabytes of it), and files
+// hashed as their folder is listed are done before the walk finds them.
+// Until every file is done, the bytes stay short of the total: the bar
+// takes reaching it as its end, and draws nothing new after (a stale 100%,
+// or a final frame with every file done and 2% of the bytes).
 func (p *progress) update(c *counters) {
 	files, total := c.total()
 	doneFiles := c.unchanged.Load() + c.hashed.Load() + c.problems.Load()
 	doneBytes := c.unchangedBytes.Load() + c.readBytes.Load()
-	total = max(total, doneBytes, 1)
+	files = max(files, doneFiles)
+	total = max(total, doneBytes+1)
 	if c.exact.Load() && doneFiles >= files {
 		total = max(doneBytes, 1) // every file is done: so are the bytes
 	}

@@ -289,6 +289,9 @@ func openDB(ctx context.Context, path string, create bool) (*sql.DB, error) {
 	case files != 1:
 		err = usagef("--db %s: not an fxsum database (no files table); refusing to touch it", path)
 	default:
+		err = checkColumns(ctx, db, path)
+	}
+	if err == nil {
 		if err = setWAL(ctx, db); err != nil {
 			err = usagef("--db %s: cannot switch the database to WAL: %w", path, err)
 		}
@@ -339,6 +342,8 @@ func openReadOnly(ctx context.Context, path string, notWritable error) (*sql.DB,
 		err = usagef("--db %s: cannot read the database (corrupt?): %w", path, err)
 	case files != 1:
 		err = usagef("--db %s: not an fxsum database (no files table)", path)
+	default:
+		err = checkColumns(ctx, db, path)
 	}
 	if err != nil {
 		_ = db.Close()
@@ -374,6 +379,25 @@ func pending(path string) bool {
 		return fi.Size() > 0 && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF)
 	}
 	return magic == [8]byte{0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7}
+}
+
+// filesColumns are the columns of schema's files table, in order.
+const filesColumns = "dir,name,size,mtime_ns,algo,digest,indexed_ns"
+
+// checkColumns makes sure that the files table of the database at path has
+// fxsum's columns: one whose header says fxsum but whose table was made by
+// something else is refused as a damaged one is, before any statement
+// fails on it with SQLite's words alone.
+func checkColumns(ctx context.Context, db *sql.DB, path string) error {
+	var cols sql.NullString
+	err := db.QueryRowContext(ctx, `SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_table_info('files') ORDER BY cid)`).Scan(&cols)
+	switch {
+	case err != nil:
+		return usagef("--db %s: cannot read the database (corrupt?): %w", path, err)
+	case cols.String != filesColumns:
+		return usagef("--db %s: damaged database: its files table has columns (%s), not fxsum's (%s); refusing to touch it", path, cols.String, filesColumns)
+	}
+	return nil
 }
 
 // countTables returns how many tables named files the database has (0 or

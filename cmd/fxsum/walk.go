@@ -66,25 +66,40 @@ type walker struct {
 // link, a bind mount, a name with "..") leads the walk into them: they
 // change while they would be hashed.
 type selfFiles struct {
-	dir   fileID          // the folder that holds them
-	names map[string]bool // their names in it
-	ids   map[fileID]bool // those that exist when the walk starts
+	entries map[selfEntry]bool // their folders and names
+	ids     map[fileID]bool    // those that exist when the walk starts
+}
+
+// selfEntry is a file by its folder and name.
+type selfEntry struct {
+	dir  fileID
+	name string
 }
 
 // newSelfFiles identifies the database at db, an absolute path, and the
 // files SQLite keeps beside it. Call it once the database is open, when its
-// -wal and -shm files exist.
+// -wal and -shm files exist. A db that is a symbolic link is also known by
+// the path it leads to, beside which SQLite keeps those files.
 func newSelfFiles(db string) *selfFiles {
-	s := &selfFiles{names: make(map[string]bool), ids: make(map[fileID]bool)}
-	if fi, err := os.Stat(filepath.Dir(db)); err == nil {
-		s.dir, _ = idOf(fi)
+	s := &selfFiles{entries: make(map[selfEntry]bool), ids: make(map[fileID]bool)}
+	paths := []string{db}
+	if real, err := filepath.EvalSymlinks(db); err == nil && real != db {
+		paths = append(paths, real)
 	}
-	base := filepath.Base(db)
-	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
-		s.names[base+suffix] = true
-		if fi, err := os.Stat(db + suffix); err == nil {
-			if id, ok := idOf(fi); ok {
-				s.ids[id] = true
+	for _, p := range paths {
+		var dir fileID
+		if fi, err := os.Stat(filepath.Dir(p)); err == nil {
+			dir, _ = idOf(fi)
+		}
+		base := filepath.Base(p)
+		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+			if dir != (fileID{}) {
+				s.entries[selfEntry{dir, base + suffix}] = true
+			}
+			if fi, err := os.Stat(p + suffix); err == nil {
+				if id, ok := idOf(fi); ok {
+					s.ids[id] = true
+				}
 			}
 		}
 	}
@@ -103,7 +118,7 @@ func (s *selfFiles) is(dirID fileID, name string, fi fs.FileInfo) bool {
 	if s == nil {
 		return false
 	}
-	if dirID == s.dir && dirID != (fileID{}) && s.names[name] {
+	if dirID != (fileID{}) && s.entries[selfEntry{dirID, name}] {
 		return true
 	}
 	if fi == nil {
@@ -181,7 +196,9 @@ func (w *walker) walkDir(ctx context.Context, root, dir, after string, ancestors
 			ancestors = append(ancestors, id)
 		}
 	}
-	if len(ancestors) > maxDepth || len(ancestors) == 0 && w.follow && depth(dir) > maxDepth {
+	// Only where loops cannot be told by device and inode: a tree nested
+	// deeper, without links to follow, is walked whole.
+	if len(ancestors) == 0 && w.follow && depth(dir) > maxDepth {
 		f.Close()
 		w.v.problem(dir, false, errSymlinkLoop)
 		return nil
