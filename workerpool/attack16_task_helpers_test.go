@@ -19,8 +19,6 @@ const a16tGuard = 30 * time.Second
 
 type a16tP = workerpool.Pool[resources.Worker]
 
-type a16tTask = func(context.Context, resources.Worker) error
-
 // a16tStart builds and starts an app with one pool named "a16t" of task
 // parameter resources.Worker, and stops the app at the end of the test.
 func a16tStart(t *testing.T, opts ...workerpool.Option) (*a16tP, *fx.App) {

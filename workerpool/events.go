@@ -148,7 +148,7 @@ func (p *Pool[R]) record(e Event) {
 		}
 	}
 	if f := p.cfg.events; f != nil {
-		p.guard("Events", func() { f(e) })
+		p.guardAlone("Events", func() { f(e) })
 	}
 }
 

@@ -42,8 +42,9 @@ func (p *Pool[R]) fail(cause error) {
 		return // failed, or stopped already
 	}
 	err := fmt.Errorf("workerpool: pool %q failed: %w", p.name, cause)
+	p.beginDropping() // before the event: a task taken meanwhile does not run
 	p.record(PoolFailed{Pool: p.name, Err: err})
-	p.dropQueued()
+	p.cancelRunning(ErrClosed)
 	if p.sd != nil {
 		if serr := p.sd.Shutdown(fx.ExitCode(1)); serr != nil {
 			p.log.Error("asking fx to stop the app", zap.Error(serr))
@@ -80,6 +81,31 @@ func (p *Pool[R]) guard(callback string, f func()) {
 		p.log.Error(callback+" panicked", zap.Error(err))
 	}
 }
+
+// guardAlone calls a user's callback on a goroutine of its own and waits
+// for it: a panic is logged, and so is a runtime.Goexit, which ends only
+// that goroutine. For the callbacks whose caller a Goexit would cost more
+// than the callback: the Events hook, called by workers as they open and
+// close their resources and by starts and stops, and OnDropped, called by
+// a stop.
+func (p *Pool[R]) guardAlone(callback string, f func()) {
+	done := make(chan error, 1)
+	go func() {
+		err := errCallbackGoexit // unless f returns or panics
+		defer func() { done <- err }()
+		err = safe.Call(f)
+	}()
+	switch err := <-done; {
+	case err == errCallbackGoexit:
+		p.log.Error(callback+" called runtime.Goexit", zap.Error(err))
+	case err != nil:
+		p.log.Error(callback+" panicked", zap.Error(err))
+	}
+}
+
+// errCallbackGoexit is what guardAlone logs of a callback that called
+// runtime.Goexit.
+var errCallbackGoexit = fmt.Errorf("the callback called runtime.Goexit: %w", ErrGoexit)
 
 // guardErr calls a user's func that returns an error; a panic in it is
 // that error.

@@ -378,8 +378,9 @@ func (o stopOption) String() string { return fmt.Sprintf("workerpool.OnStop(%v)"
 // [Future.Wait] return [ErrClosed], [Pool.GoReport] reports NotRun, and
 // tasks of [Pool.Go] reach the [ErrorHandler]; running the task in f does
 // not change what the submitter was told. R must be the pool's task
-// parameter; f runs on a worker's or the stopping goroutine and must be
-// safe for concurrent use. A panic in f is logged. A pool has one: a second
+// parameter; a worker or the stop waits for f, which runs on a goroutine
+// of its own and must be safe for concurrent use. A panic or a
+// runtime.Goexit in f is logged. A pool has one: a second
 // OnDropped fails fx.New (two could each run the task).
 func OnDropped[R any](f func(ctx context.Context, task func(context.Context, R) error)) Option {
 	return droppedOption[R]{f}
@@ -442,8 +443,11 @@ func (systemClock) Now() time.Time                            { return time.Now(
 func (systemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
 // Events hands every lifecycle [Event] of the pool to f, in addition to
-// logging it: for metrics, tests and alerts. f runs on the goroutine where
-// the event happened and must be safe for concurrent use and quick. Events
+// logging it: for metrics, tests and alerts. The pool waits for f where the
+// event happens, but runs it on a goroutine of its own: a panic or a
+// runtime.Goexit in f is logged and ends only f. f must be safe for
+// concurrent use and quick, and must not wait for the pool's start or stop
+// to end: PoolStopped is heard before any stop of the pool returns. Events
 // may be given more than once — a test's recorder beside the app's
 // metrics —: each f gets every event, in the order the options were given.
 func Events(f func(Event)) Option { return eventsOption{f} }
@@ -535,9 +539,13 @@ func (o optionsFromOption[C]) String() string {
 
 // CloseTimeout bounds the context of every close that no stop bounds: a
 // rebuild's, a recycle's, an elastic retirement's, the rollback of a start
-// without a deadline, and that of a worker that comes back after a stop or
-// start gave up on it. The default is 10s. A stop's closes are bounded by
-// the stop's own budget instead (see [Provide]).
+// without a deadline, and that of a worker that comes back, from a task or
+// an open, after a stop or start gave up on it. The default is 10s. A
+// stop's closes are bounded by the stop's own budget instead (see
+// [Provide]): a worker stuck in a cleanup when the stop gives up runs the
+// cleanups behind it, once that one returns, with the stop's context,
+// ended, as hooks.Stack.Close does; a cleanup that must write something
+// should not be queued behind one that can hang.
 func CloseTimeout(d time.Duration) Option { return closeTimeoutOption(d) }
 
 type closeTimeoutOption time.Duration

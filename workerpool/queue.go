@@ -390,7 +390,7 @@ func (p *Pool[R]) drop(t task[R]) {
 		if t.mode == ctxPool {
 			ctx = context.Background()
 		}
-		p.guard("OnDropped", func() { f.(func(context.Context, func(context.Context, R) error))(ctx, t.function()) })
+		p.guardAlone("OnDropped", func() { f.(func(context.Context, func(context.Context, R) error))(ctx, t.function()) })
 	}
 }
 

@@ -1,11 +1,13 @@
 package workerpool
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,6 +40,11 @@ type startRun struct {
 	ctx  context.Context // the open's context: ends with the start
 	sem  chan struct{}   // StartConcurrency; nil if it is no limit
 	wake chan struct{}   // buffered: the start has reports to act on
+
+	// failed is set by a worker whose open failed, before it gives its
+	// turn (StartConcurrency) to the next: that one, and those after it,
+	// then never begin, even before the start has read the failure.
+	failed atomic.Bool
 
 	mu      sync.Mutex
 	reports []openResult // capacity n: never reallocated, see take
@@ -245,27 +252,38 @@ func (w *worker[R]) openAtStart() bool {
 	run := w.run
 	if !run.begin() {
 		w.run = nil
-		return run.report(w.id, &neverBegan{context.Cause(run.ctx)})
+		return run.report(w.id, &neverBegan{cmp.Or(context.Cause(run.ctx), errPeerFailed)})
 	}
 	err := w.open(run.ctx)
 	w.run = nil
+	if err != nil {
+		run.failed.Store(true)
+	}
 	run.end()
 	return run.report(w.id, err)
 }
 
 // begin waits for a turn to open (StartConcurrency), and reports false if
-// the start gave up first.
+// the start gave up first, or an open failed.
 func (run *startRun) begin() bool {
 	if run.sem == nil {
 		return run.ctx.Err() == nil
 	}
 	select {
 	case run.sem <- struct{}{}:
+		if run.failed.Load() || run.ctx.Err() != nil {
+			<-run.sem
+			return false
+		}
 		return true
 	case <-run.ctx.Done():
 		return false
 	}
 }
+
+// errPeerFailed is why a worker never began opening when the start had
+// not yet read the failure of another's open.
+var errPeerFailed = errors.New("another worker's open failed")
 
 // end gives the turn that begin took to the next worker.
 func (run *startRun) end() {

@@ -168,8 +168,11 @@ func (p *Pool[R]) shutdown(ctx context.Context, policy StopPolicy) error {
 	}
 	p.stopErr = err
 	p.transition(stateStopped, stateDraining)
-	close(p.stopped)
+	// Heard before any stop returns, this one or one that waits for it (the
+	// app's, after StopGuard's): an Events hook that waits for the pool's
+	// stop would wait for itself.
 	p.record(PoolStopped{Pool: p.name, Took: time.Since(began), Err: err})
+	close(p.stopped)
 	return err
 }
 

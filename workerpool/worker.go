@@ -335,11 +335,17 @@ func (w *worker[R]) goexited() {
 	case w.run != nil: // opening for the start
 		run := w.run
 		w.run = nil
-		run.end() // the next worker may open
+		run.failed.Store(true)
+		run.end() // the next worker may open: it sees the failure
 		p.spawn(w, func(*worker[R]) bool { return run.report(w.id, err) })
 	default: // opening or checking for a rebuild, or in a callback
+		why := restart
+		if w.phase.Load() == phaseChecking && w.scope != nil {
+			// A health check: the resources are intact, and closed below.
+			why, err = failedCheck, fmt.Errorf("the health check of worker %d called runtime.Goexit", w.id)
+		}
 		w.phase.Store(phaseRebuilding)
-		x.rebuildWhy, x.rebuildCause = restart, err
+		x.rebuildWhy, x.rebuildCause = why, err
 		held := w.takeHeld()
 		// Backed off as reopen backs off, across the goroutines that
 		// Goexits end: min, then twice as long each time, up to max.
@@ -353,7 +359,7 @@ func (w *worker[R]) goexited() {
 				cancel()
 			}
 			if p.countRestart(err) && p.sleep(pause, held != nil) {
-				w.reopen(restart, err)
+				w.reopen(why, err)
 			}
 			x.release()
 			w.serving()
@@ -828,7 +834,7 @@ func (w *worker[R]) open(ctx context.Context) error {
 	w.gen = w.opens
 	var began time.Time
 	if p.hears(zap.WarnLevel) { // its event (debug or warn) may be heard: it says how long the open took
-		began = p.cfg.clock.Now()
+		began = time.Now() // how long it took, not the pool's clock (WithClock): as ResourceOpened
 	}
 	id := w.identity()
 	scope, err := p.plan.OpenWith(ctx, &id, p.ext, &p.opts)
@@ -854,7 +860,7 @@ var errConstructorGoexit = fmt.Errorf("%w (a constructor must return: t.FailNow 
 // opened records an open that began at began.
 func (w *worker[R]) opened(began time.Time, err error) {
 	if e, p := (WorkerOpened{Err: err}), w.p; p.hears(e.Level()) {
-		e.Worker, e.Took = w.identity(), p.cfg.clock.Now().Sub(began)
+		e.Worker, e.Took = w.identity(), time.Since(began)
 		p.record(e)
 	}
 }
@@ -891,7 +897,7 @@ func (w *worker[R]) close(ctx context.Context) error {
 	w.closing.Store(w.scope)
 	w.closePrev = w.phase.Swap(phaseClosing)
 	if p.hears(zap.WarnLevel) { // as for an open: time.Now is not free
-		w.closeBegan = p.cfg.clock.Now()
+		w.closeBegan = time.Now()
 	}
 	if w.idling != nil && w.idling.aging != nil {
 		w.idling.aging.Stop()
@@ -910,7 +916,7 @@ func (w *worker[R]) closed(err error) error {
 	var zero R
 	w.r = zero
 	if e := (WorkerClosed{Err: err}); p.hears(e.Level()) {
-		e.Worker, e.Took = w.identity(), p.cfg.clock.Now().Sub(w.closeBegan)
+		e.Worker, e.Took = w.identity(), time.Since(w.closeBegan)
 		p.record(e)
 	}
 	w.phase.Store(w.closePrev)
