@@ -174,6 +174,11 @@ func TestA16lChild(t *testing.T) {
 		fxopts = append(fxopts, workerpool.StopGuard())
 	}
 	app := fx.New(fxopts...)
+	// fx catches signals only once Start has returned: the parent, which
+	// sends them as soon as the tasks that OnStart submitted run, would
+	// otherwise kill the process (exit -15) now and then. Done starts
+	// catching them now; Run then sees what came during its start.
+	_ = app.Done()
 	app.Run() // exits with 1 itself on a failed start or stop
 	note("run returned")
 	os.Exit(0)

@@ -145,8 +145,16 @@ func TestA16tMapBodyPanicLeavesNothingRunning(t *testing.T) {
 				t.Errorf("recovered %v", r)
 			}
 		}()
-		for range workerpool.Map(context.Background(), p, slices.Values(make([]int, 50)), func(ctx context.Context, _ resources.Worker, _ int) (int, error) {
-			if started.Add(1) == 1 {
+		in := make([]int, 50)
+		for i := range in {
+			in[i] = i
+		}
+		// The first value's task returns at once, whichever worker starts
+		// first (this test hung when the second value's task started
+		// first, and the first waited for the loop to end).
+		for range workerpool.Map(context.Background(), p, slices.Values(in), func(ctx context.Context, _ resources.Worker, x int) (int, error) {
+			started.Add(1)
+			if x == 0 {
 				return 0, nil
 			}
 			running.Add(1)

@@ -92,9 +92,9 @@ func (g *Group[R]) TryGo(task func(context.Context, R) error) bool {
 	return true
 }
 
-// begin is asked by the worker that took one of the group's tasks, before
-// it looks at the task's context: the task runs only if Wait has not given
-// up on it. Once Wait gives up, every task that began before is waited for,
+// begin is asked by the worker that took one of the group's tasks, once
+// it has found the task's context alive: the task runs only if Wait has
+// not given up on it (which it does once that context ends). Once Wait gives up, every task that began before is waited for,
 // and none begins after: no task of the group runs behind Wait's back.
 func (g *Group[R]) begin() bool {
 	for {

@@ -175,36 +175,7 @@ func a15fDigests(t *testing.T, manifest string) map[string]string {
 		if l == "" {
 			continue
 		}
-		esc := strings.HasPrefix(l, `\`)
-		if esc {
-			l = l[1:]
-		}
-		i := strings.Index(l, "  ")
-		if i < 0 {
-			t.Fatalf("bad manifest line %q", l)
-		}
-		d, p := l[:i], l[i+2:]
-		if esc {
-			var b strings.Builder
-			for j := 0; j < len(p); j++ {
-				if p[j] == '\\' && j+1 < len(p) {
-					j++
-					switch p[j] {
-					case 'n':
-						b.WriteByte('\n')
-					case 'r':
-						b.WriteByte('\r')
-					case '\\':
-						b.WriteByte('\\')
-					default:
-						t.Fatalf("unknown escape in %q", l)
-					}
-					continue
-				}
-				b.WriteByte(p[j])
-			}
-			p = b.String()
-		}
+		d, p := parseManifestLine(t, l)
 		out[p] = d
 	}
 	return out
@@ -280,4 +251,42 @@ func TestAttack15FxsumDeepAndLongPaths(t *testing.T) {
 			t.Errorf("%d-byte path: digest %s, want %s", len(p), d, want)
 		}
 	}
+}
+
+// parseManifestLine splits a GNU-style manifest line into its digest and its
+// path, undoing the escaping (\\, \n, \r) of a line that begins with a
+// backslash. The adversarial rounds' tests share it.
+func parseManifestLine(t *testing.T, line string) (digest, path string) {
+	t.Helper()
+	esc := strings.HasPrefix(line, `\`)
+	if esc {
+		line = line[1:]
+	}
+	i := strings.Index(line, "  ")
+	if i < 0 {
+		t.Fatalf("bad manifest line %q", line)
+	}
+	digest, path = line[:i], line[i+2:]
+	if !esc {
+		return digest, path
+	}
+	var b strings.Builder
+	for j := 0; j < len(path); j++ {
+		if path[j] == '\\' && j+1 < len(path) {
+			j++
+			switch path[j] {
+			case 'n':
+				b.WriteByte('\n')
+			case 'r':
+				b.WriteByte('\r')
+			case '\\':
+				b.WriteByte('\\')
+			default:
+				t.Fatalf("unknown escape in %q", line)
+			}
+			continue
+		}
+		b.WriteByte(path[j])
+	}
+	return digest, b.String()
 }

@@ -337,36 +337,7 @@ func a16fParse(t *testing.T, manifest string) (map[string]string, []string) {
 		t.Fatalf("manifest does not end with a newline: %q", a16fClip(manifest))
 	}
 	for _, line := range strings.Split(strings.TrimSuffix(manifest, "\n"), "\n") {
-		esc := strings.HasPrefix(line, "\\")
-		if esc {
-			line = line[1:]
-		}
-		i := strings.Index(line, "  ")
-		if i < 0 {
-			t.Fatalf("bad manifest line %q", line)
-		}
-		dig, p := line[:i], line[i+2:]
-		if esc {
-			var b strings.Builder
-			for j := 0; j < len(p); j++ {
-				if p[j] == '\\' && j+1 < len(p) {
-					j++
-					switch p[j] {
-					case 'n':
-						b.WriteByte('\n')
-					case 'r':
-						b.WriteByte('\r')
-					case '\\':
-						b.WriteByte('\\')
-					default:
-						t.Fatalf("unknown escape in %q", line)
-					}
-					continue
-				}
-				b.WriteByte(p[j])
-			}
-			p = b.String()
-		}
+		dig, p := parseManifestLine(t, line)
 		if _, dup := m[p]; dup {
 			t.Fatalf("path %q twice in the manifest", p)
 		}
